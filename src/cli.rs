@@ -1,0 +1,469 @@
+//! Command-line interface: parses arguments and calls the library; prints results.
+//! Holds no business logic of its own.
+
+use crate::kb::{self, KnowledgeBase};
+use crate::pipeline::{self, FillSummary, PipelineContext};
+use crate::queue::{JobPhase, JobStatus, QueueConfig, RfpQueue};
+use crate::router::config::{RouterConfig, Task};
+use crate::router::types::ChatMessage;
+use crate::router::Router;
+use crate::worker::{RunningWorker, WorkerSettings};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "rfpq", version, about = "Bulk-answers RFP and security questionnaires from a Redis job queue")]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Router config (default: the built-in config/llm_models.yaml).
+    #[arg(long, global = true, env = "RFPQ_CONFIG")]
+    config: Option<PathBuf>,
+    /// Redis URL.
+    #[arg(long, global = true, env = "RFPQ_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// Key prefix (hash-tagged so one job's keys share a cluster slot).
+    #[arg(long, global = true, env = "RFPQ_PREFIX", default_value = "{rfpq}")]
+    prefix: String,
+    /// Log format.
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fill the bundled real checklist with the embedded models (through the queue when Redis answers).
+    Demo {
+        /// Where the demo writes its files.
+        #[arg(long, default_value = "rfpq-demo")]
+        out: PathBuf,
+    },
+    /// Answer a workbook in-process, without Redis.
+    Fill {
+        input: PathBuf,
+        #[arg(long)]
+        kb: Option<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Review workbook path (default: OUTPUT with .review.xlsx).
+        #[arg(long)]
+        review: Option<PathBuf>,
+        /// Rows answered at once.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a workbook and queue it.
+    Submit {
+        file: PathBuf,
+        #[arg(long)]
+        kb: Option<PathBuf>,
+        /// Rows per batch job.
+        #[arg(long, default_value_t = crate::submit::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
+        /// Wait until the job finishes, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Run a worker until SIGINT/SIGTERM.
+    Worker {
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+    },
+    /// Show a job's state and progress.
+    Status {
+        job: String,
+        #[arg(long)]
+        json: bool,
+        /// Refresh until the job finishes.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Download a finished job's filled workbook (and review workbook).
+    Result {
+        job: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long)]
+        review: Option<PathBuf>,
+    },
+    /// Show the questions and answer slots rfpq detects in a workbook.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One routed LLM call; prints the answer and what the router did.
+    Ask {
+        #[arg(long, default_value = "answer")]
+        task: String,
+        prompt: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Knowledge base commands.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Build a knowledge base from documents (.md, .txt).
+    Ingest {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        kb: PathBuf,
+    },
+    /// Search a knowledge base.
+    Search {
+        #[arg(long)]
+        kb: PathBuf,
+        query: String,
+        #[arg(short, default_value_t = 5)]
+        k: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(format: &str, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+fn load_router(g: &Global) -> Result<Arc<Router>> {
+    let cfg = match &g.config {
+        Some(path) => RouterConfig::load(path)?,
+        None => RouterConfig::builtin(),
+    };
+    Ok(Arc::new(Router::new(cfg).context("cannot set up the model router")?))
+}
+
+fn queue_config(g: &Global) -> QueueConfig {
+    QueueConfig::new(g.redis_url.clone(), g.prefix.clone())
+}
+
+fn review_path(output: &Path, review: Option<PathBuf>) -> PathBuf {
+    review.unwrap_or_else(|| {
+        let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "filled".into());
+        output.with_file_name(format!("{stem}.review.xlsx"))
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Entry point of the binary.
+pub async fn run(cli: Cli) -> Result<()> {
+    let g = cli.global.clone();
+    let default_log = if matches!(cli.command, Command::Worker { .. }) { "info" } else { "warn" };
+    init_logging(&g.log_format, default_log);
+    crate::install_tls_provider();
+    match cli.command {
+        Command::Demo { out } => demo(&g, &out).await,
+        Command::Fill { input, kb, output, review, parallel, json } => {
+            let router = load_router(&g)?;
+            let review = review_path(&output, review);
+            let summary = fill(router, &input, kb.as_deref(), &output, &review, parallel, !json).await?;
+            if json {
+                let v = serde_json::json!({"output": output, "review": review, "summary": summary});
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_summary(&summary, &output, &review);
+            }
+            Ok(())
+        }
+        Command::Submit { file, kb, batch_size, wait } => {
+            let kb = kb.map(|p| absolute(&p)).transpose()?;
+            if let Some(kb) = &kb {
+                KnowledgeBase::open(Path::new(kb))?;
+            }
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let id = crate::submit::submit_file(&queue, &file, kb.as_deref(), batch_size).await?;
+            println!("{id}");
+            if wait {
+                let st = watch(&queue, &id, false).await?;
+                if st.state == JobPhase::Failed {
+                    bail!("job {id} failed: {}", st.reason.unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        Command::Worker { concurrency } => {
+            let router = load_router(&g)?;
+            let settings = WorkerSettings { concurrency, ..Default::default() };
+            let worker = RunningWorker::start(queue_config(&g), router, settings).await?;
+            tracing::info!(redis = %g.redis_url, prefix = %g.prefix, concurrency, "worker started");
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            worker.shutdown().await?;
+            Ok(())
+        }
+        Command::Status { job, json, watch: w } => {
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let st = if w { watch(&queue, &job, json).await? } else { queue.status(&job).await? };
+            if json {
+                println!("{}", serde_json::to_string(&status_json(&st))?);
+            } else if !w {
+                println!("{}", status_line(&st));
+            }
+            Ok(())
+        }
+        Command::Result { job, output, review } => {
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let st = queue.status(&job).await?;
+            let Some(filled) = queue.result(&job, false).await? else {
+                bail!("job {job} has no result yet (state: {})", st.state.as_str());
+            };
+            write_file(&output, &filled)?;
+            let review = review_path(&output, review);
+            if let Some(r) = queue.result(&job, true).await? {
+                write_file(&review, &r)?;
+            }
+            println!("filled workbook: {}\nreview workbook: {}", output.display(), review.display());
+            Ok(())
+        }
+        Command::Inspect { file, json } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let q = crate::workbook::detect::inspect(&bytes).with_context(|| file.display().to_string())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&q)?);
+            } else {
+                for s in &q.sheets {
+                    println!("sheet '{}': {} ({}), {} questions", s.name, if s.fill { "fill" } else { "skip" }, s.reason, s.questions.len());
+                    for qu in &s.questions {
+                        let slots: Vec<String> = qu.slots.iter().map(|sl| format!("{} {:?}", sl.cell, sl.kind)).collect();
+                        println!("  row {:>5}  [{}]  {}", qu.row, slots.join(", "), qu.text.chars().take(80).collect::<String>());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Ask { task, prompt, json } => {
+            let task: Task = task.parse().map_err(anyhow::Error::msg)?;
+            let router = load_router(&g)?;
+            if task == Task::Embed {
+                let (v, record) = router.embed(&[prompt]).await?;
+                let dims = v.first().map(Vec::len).unwrap_or(0);
+                let out = serde_json::json!({"dimensions": dims, "record": record});
+                println!("{}", if json { serde_json::to_string(&out)? } else { format!("{dims}-dimensional vector from {}:{}", record.provider, record.model) });
+                return Ok(());
+            }
+            let messages = [ChatMessage::user(prompt)];
+            let (reply, record) = router.chat(task, &messages, None).await?;
+            if json {
+                println!("{}", serde_json::to_string(&serde_json::json!({"text": reply.text, "record": record}))?);
+            } else {
+                println!("{}\n-- {}:{} in {} ms", reply.text, record.provider, record.model, record.latency_ms);
+            }
+            Ok(())
+        }
+        Command::Kb { command } => match command {
+            KbCommand::Ingest { inputs, kb } => {
+                let router = load_router(&g)?;
+                let report = kb::ingest(&router, &inputs, &kb).await?;
+                println!(
+                    "ingested {} chunks from {} documents into {} ({}, {} dimensions)",
+                    report.chunks,
+                    report.sources,
+                    kb.display(),
+                    report.embed_model,
+                    report.dimensions
+                );
+                Ok(())
+            }
+            KbCommand::Search { kb, query, k, json } => {
+                let router = load_router(&g)?;
+                let base = KnowledgeBase::open(&kb)?;
+                let hits = base.search(&router, &query, k).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&hits)?);
+                } else {
+                    for h in hits {
+                        println!("{:.3}  {}  {}", h.score, h.source, h.text.replace('\n', " ").chars().take(100).collect::<String>());
+                    }
+                }
+                Ok(())
+            }
+        },
+    }
+}
+
+fn absolute(p: &Path) -> Result<String> {
+    Ok(std::path::absolute(p).with_context(|| format!("bad path {}", p.display()))?.to_string_lossy().into_owned())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn status_json(st: &JobStatus) -> serde_json::Value {
+    let mut v = serde_json::to_value(st).unwrap_or_default();
+    v["state"] = serde_json::json!(st.state.as_str());
+    v
+}
+
+fn status_line(st: &JobStatus) -> String {
+    let mut s = format!(
+        "{}  {}  {}/{} rows  ({} failed, {} need review)  {}",
+        st.id,
+        st.state.as_str(),
+        st.rows_done,
+        st.rows_total,
+        st.rows_failed,
+        st.needs_review,
+        st.file_name
+    );
+    if let Some(r) = &st.reason {
+        s.push_str(&format!("\n  reason: {r}"));
+    }
+    s
+}
+
+/// Polls a job until it reaches a final state, printing progress lines to stderr.
+async fn watch(queue: &RfpQueue, id: &str, quiet: bool) -> Result<JobStatus> {
+    let mut last = String::new();
+    loop {
+        let st = queue.status(id).await?;
+        let line = status_line(&st);
+        if !quiet && line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if st.state.is_final() {
+            return Ok(st);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// In-process fill: inspect → answer every question → patch → review.
+pub async fn fill(
+    router: Arc<Router>,
+    input: &Path,
+    kb: Option<&Path>,
+    output: &Path,
+    review: &Path,
+    parallel: usize,
+    show_progress: bool,
+) -> Result<FillSummary> {
+    let (bytes, _) = crate::submit::validate_file(input).await?;
+    let kb = match kb {
+        Some(p) => {
+            let base = KnowledgeBase::open(p)?;
+            base.check_model(&router)?;
+            Some(Arc::new(base))
+        }
+        None => None,
+    };
+    let parsed = bytes.clone();
+    let questionnaire = tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&parsed)).await??;
+    let questions: Vec<_> = questionnaire.questions().cloned().collect();
+    let ctx = PipelineContext { router, kb };
+    let outcomes = pipeline::answer_all(&ctx, &questions, parallel, |done, total| {
+        if show_progress && (done % 10 == 0 || done == total) {
+            eprintln!("answered {done}/{total}");
+        }
+    })
+    .await;
+    let summary = FillSummary::of(&outcomes);
+    let assembled = tokio::task::spawn_blocking(move || pipeline::assemble(&bytes, &outcomes)).await??;
+    write_file(output, &assembled.filled)?;
+    write_file(review, &assembled.review)?;
+    Ok(summary)
+}
+
+fn print_summary(s: &FillSummary, output: &Path, review: &Path) {
+    println!(
+        "{} questions: {} answered, {} need review, {} failed; {} LLM calls\nfilled workbook: {}\nreview workbook: {}",
+        s.questions,
+        s.answered,
+        s.needs_review,
+        s.failed,
+        s.llm_calls,
+        output.display(),
+        review.display()
+    );
+}
+
+async fn demo(g: &Global, out: &Path) -> Result<()> {
+    let router = load_router(g)?;
+    let (checklist, docs) = crate::demo::unpack(out).with_context(|| format!("cannot write into {}", out.display()))?;
+    let kb_dir = out.join("kb");
+    eprintln!("building the knowledge base from the bundled answer bank…");
+    let report = kb::ingest(&router, &[docs], &kb_dir).await?;
+    eprintln!("  {} chunks from {} documents ({})", report.chunks, report.sources, report.embed_model);
+    let stem = checklist.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let output = out.join(format!("{stem}.filled.xlsx"));
+    let review = out.join(format!("{stem}.review.xlsx"));
+    match RfpQueue::connect(queue_config(g)).await {
+        Ok(queue) => {
+            eprintln!("queueing {} on {} and running a worker in this process…", checklist.display(), g.redis_url);
+            let worker = RunningWorker::start(queue_config(g), router, WorkerSettings::default()).await?;
+            let id = crate::submit::submit_file(&queue, &checklist, Some(&absolute(&kb_dir)?), crate::submit::DEFAULT_BATCH_SIZE).await?;
+            let st = watch(&queue, &id, false).await;
+            worker.shutdown().await?;
+            let st = st?;
+            if st.state == JobPhase::Failed {
+                bail!("demo job {id} failed: {}", st.reason.unwrap_or_default());
+            }
+            let filled = queue.result(&id, false).await?.context("job finished without a result")?;
+            write_file(&output, &filled)?;
+            if let Some(r) = queue.result(&id, true).await? {
+                write_file(&review, &r)?;
+            }
+            println!(
+                "job {id}: {}, {}/{} rows ({} need review, {} failed)\nfilled workbook: {}\nreview workbook: {}",
+                st.state.as_str(),
+                st.rows_done,
+                st.rows_total,
+                st.needs_review,
+                st.rows_failed,
+                output.display(),
+                review.display()
+            );
+        }
+        Err(e) => {
+            eprintln!("Redis is not reachable ({e}); answering in-process instead");
+            let summary = fill(router, &checklist, Some(&kb_dir), &output, &review, 2, true).await?;
+            print_summary(&summary, &output, &review);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! rfpq: bulk-answers RFP and security questionnaires from a Redis-backed job queue.
+//!
+//! The binary (`src/main.rs`) is a thin CLI over these modules; see `ARCHITECTURE.md`.
+
+pub mod cli;
+pub mod demo;
+pub mod kb;
+pub mod models;
+pub mod pipeline;
+pub mod queue;
+pub mod router;
+pub mod submit;
+pub mod worker;
+pub mod workbook;
+
+/// Installs the ring TLS provider for rustls once (reqwest is built without a default one).
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

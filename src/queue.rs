@@ -1,0 +1,354 @@
+//! The queue boundary: BullMQ (`bullmq-official`, pinned) for job state, plus rfpq's own keys
+//! for workbook bytes, the detected plan, per-row checkpoints and results — all under one
+//! hash-tagged prefix so Redis Cluster keeps them in one slot. Nothing else talks to Redis.
+
+use crate::pipeline::RowOutcome;
+use crate::workbook::QuestionRow;
+use bullmq::options::RedisConnectionOptions;
+use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
+use bullmq::{FlowJob, FlowProducer, FlowProducerOptions, JobOptions, Queue, QueueOptions};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// BullMQ queue name every rfpq job lives in.
+pub const QUEUE_NAME: &str = "rfpq";
+/// Job names (the worker dispatches on them).
+pub const JOB_PLAN: &str = "plan";
+pub const JOB_BATCH: &str = "batch";
+pub const JOB_ASSEMBLE: &str = "assemble";
+/// How long a job's files, checkpoints and status are kept (7 days).
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Where the queue lives.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    pub redis_url: String,
+    /// Key prefix, hash-tagged (`{rfpq}`) so every key of every job shares one cluster slot.
+    pub prefix: String,
+}
+
+impl QueueConfig {
+    pub fn new(redis_url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self { redis_url: redis_url.into(), prefix: prefix.into() }
+    }
+
+    pub(crate) fn connection(&self) -> RedisConnectionOptions {
+        RedisConnectionOptions::new().url(self.redis_url.clone())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot reach Redis at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("invalid queue prefix '{0}': it must be non-empty and contain no ':' (use a hash tag like {{rfpq}})")]
+    BadPrefix(String),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("queue: {0}")]
+    Bull(#[from] bullmq::Error),
+    #[error("no job '{0}' (unknown id, or older than the 7-day retention)")]
+    UnknownJob(String),
+    #[error("stored data for job {0} is damaged: {1}")]
+    Damaged(String, String),
+}
+
+/// Lifecycle of a workbook job as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPhase {
+    Queued,
+    Running,
+    Completed,
+    CompletedWithErrors,
+    Failed,
+}
+
+impl JobPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobPhase::Queued => "queued",
+            JobPhase::Running => "running",
+            JobPhase::Completed => "completed",
+            JobPhase::CompletedWithErrors => "completed_with_errors",
+            JobPhase::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => JobPhase::Queued,
+            "running" => JobPhase::Running,
+            "completed" => JobPhase::Completed,
+            "completed_with_errors" => JobPhase::CompletedWithErrors,
+            "failed" => JobPhase::Failed,
+            _ => return None,
+        })
+    }
+    pub fn is_final(self) -> bool {
+        matches!(self, JobPhase::Completed | JobPhase::CompletedWithErrors | JobPhase::Failed)
+    }
+}
+
+/// What `rfpq status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    pub state: JobPhase,
+    pub file_name: String,
+    pub rows_total: u64,
+    pub rows_done: u64,
+    pub rows_failed: u64,
+    pub needs_review: u64,
+    pub reason: Option<String>,
+    pub kb: Option<String>,
+    pub created_ms: u64,
+    pub finished_ms: Option<u64>,
+}
+
+/// Data of a `batch` job: question indexes `[start, end)` of the job's plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchSpec {
+    pub job: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Writes a row checkpoint exactly once and counts it, atomically.
+const CHECKPOINT_SCRIPT: &str = r"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'rows_done', 1)
+  if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end
+  return 1
+end
+return 0";
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Handle on the queue: producers and workers both use it.
+#[derive(Clone)]
+pub struct RfpQueue {
+    cfg: QueueConfig,
+    conn: ConnectionManager,
+}
+
+impl RfpQueue {
+    /// Connects (and checks Redis answers).
+    pub async fn connect(cfg: QueueConfig) -> Result<Self, QueueError> {
+        if cfg.prefix.is_empty() || cfg.prefix.contains(':') {
+            return Err(QueueError::BadPrefix(cfg.prefix));
+        }
+        let unreachable =
+            |e: redis::RedisError| QueueError::Unreachable { url: cfg.redis_url.clone(), message: e.to_string() };
+        let client = redis::Client::open(cfg.redis_url.as_str()).map_err(unreachable)?;
+        let mcfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(2);
+        let conn = tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(mcfg))
+            .await
+            .map_err(|_| QueueError::Unreachable { url: cfg.redis_url.clone(), message: "timed out".into() })?
+            .map_err(unreachable)?;
+        Ok(Self { cfg, conn })
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.cfg
+    }
+
+    fn key(&self, id: &str, part: &str) -> String {
+        format!("{}:rfpq-job:{id}:{part}", self.cfg.prefix)
+    }
+
+    pub(crate) async fn bull_queue(&self) -> Result<Queue, QueueError> {
+        Ok(Queue::with_options(
+            QUEUE_NAME,
+            QueueOptions::new().connection(self.cfg.connection()).prefix(self.cfg.prefix.clone()),
+        )
+        .await?)
+    }
+
+    fn keep() -> RemoveOnFinish {
+        RemoveOnFinish::Options(KeepJobs { age: Some(RETENTION.as_millis() as u64), count: None, limit: None })
+    }
+
+    /// Stores the workbook and enqueues its `plan` job. The caller validates the file first;
+    /// a file that fails in the worker ends `failed` with the reason.
+    pub async fn submit(&self, file_name: &str, bytes: &[u8], kb: Option<&str>, batch_size: usize) -> Result<String, QueueError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut conn = self.conn.clone();
+        let ttl = RETENTION.as_secs();
+        let meta = self.key(&id, "meta");
+        let mut fields: Vec<(&str, String)> = vec![
+            ("state", JobPhase::Queued.as_str().into()),
+            ("file_name", file_name.into()),
+            ("created_ms", now_ms().to_string()),
+            ("batch_size", batch_size.max(1).to_string()),
+            ("rows_total", "0".into()),
+            ("rows_done", "0".into()),
+        ];
+        if let Some(kb) = kb {
+            fields.push(("kb", kb.into()));
+        }
+        redis::pipe()
+            .atomic()
+            .set_ex(self.key(&id, "file"), bytes, ttl)
+            .hset_multiple(&meta, &fields)
+            .expire(&meta, ttl as i64)
+            .exec_async(&mut conn)
+            .await?;
+        let queue = self.bull_queue().await?;
+        queue
+            .add(JOB_PLAN, serde_json::json!({"job": id}))
+            .options(JobOptions::new().job_id(format!("{id}-plan")).attempts(3).backoff(BackoffStrategy::Exponential(2000)).remove_on_complete(Self::keep()).remove_on_fail(Self::keep()))
+            .await?;
+        queue.close().await;
+        Ok(id)
+    }
+
+    pub async fn file(&self, id: &str) -> Result<Vec<u8>, QueueError> {
+        let bytes: Option<Vec<u8>> = self.conn.clone().get(self.key(id, "file")).await?;
+        bytes.ok_or_else(|| QueueError::UnknownJob(id.into()))
+    }
+
+    pub async fn meta(&self, id: &str) -> Result<HashMap<String, String>, QueueError> {
+        let m: HashMap<String, String> = self.conn.clone().hgetall(self.key(id, "meta")).await?;
+        if m.is_empty() {
+            return Err(QueueError::UnknownJob(id.into()));
+        }
+        Ok(m)
+    }
+
+    pub async fn set_phase(&self, id: &str, phase: JobPhase, reason: Option<&str>) -> Result<(), QueueError> {
+        let mut fields = vec![("state", phase.as_str().to_string())];
+        if let Some(r) = reason {
+            fields.push(("reason", r.to_string()));
+        }
+        if phase.is_final() {
+            fields.push(("finished_ms", now_ms().to_string()));
+        }
+        let _: () = self.conn.clone().hset_multiple(self.key(id, "meta"), &fields).await?;
+        Ok(())
+    }
+
+    /// Stores the detected questions and enqueues the batch flow: a parent `assemble` job whose
+    /// children are row batches (a failed batch does not strand the parent).
+    pub async fn start_batches(&self, id: &str, questions: &[QuestionRow]) -> Result<usize, QueueError> {
+        let meta = self.meta(id).await?;
+        let batch_size: usize = meta.get("batch_size").and_then(|b| b.parse().ok()).unwrap_or(10).max(1);
+        let plan = serde_json::to_vec(questions).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .set_ex(self.key(id, "plan"), plan, RETENTION.as_secs())
+            .hset(self.key(id, "meta"), "rows_total", questions.len())
+            .exec_async(&mut conn)
+            .await?;
+        let child_opts = |n: usize| {
+            JobOptions::new()
+                .job_id(format!("{id}-batch-{n}"))
+                .attempts(3)
+                .backoff(BackoffStrategy::Exponential(2000))
+                .ignore_dependency_on_failure()
+                .remove_on_complete(Self::keep())
+                .remove_on_fail(Self::keep())
+        };
+        let mut parent = FlowJob::new(JOB_ASSEMBLE, QUEUE_NAME, serde_json::json!({"job": id}))?.options(
+            JobOptions::new().job_id(format!("{id}-assemble")).attempts(3).remove_on_complete(Self::keep()).remove_on_fail(Self::keep()),
+        );
+        let mut batches = 0;
+        for (n, start) in (0..questions.len()).step_by(batch_size).enumerate() {
+            let spec = BatchSpec { job: id.into(), start, end: (start + batch_size).min(questions.len()) };
+            parent = parent.add_child(FlowJob::new(JOB_BATCH, QUEUE_NAME, spec)?.options(child_opts(n)));
+            batches += 1;
+        }
+        let flows = FlowProducer::with_options(
+            FlowProducerOptions::new().connection(self.cfg.connection()).prefix(self.cfg.prefix.clone()),
+        )
+        .await?;
+        flows.add(parent).await?;
+        flows.close().await;
+        Ok(batches)
+    }
+
+    pub async fn plan(&self, id: &str) -> Result<Vec<QuestionRow>, QueueError> {
+        let bytes: Option<Vec<u8>> = self.conn.clone().get(self.key(id, "plan")).await?;
+        let bytes = bytes.ok_or_else(|| QueueError::UnknownJob(id.into()))?;
+        serde_json::from_slice(&bytes).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
+    }
+
+    pub async fn has_row(&self, id: &str, index: usize) -> Result<bool, QueueError> {
+        Ok(self.conn.clone().hexists(self.key(id, "rows"), index).await?)
+    }
+
+    /// Writes row `index`'s outcome once; returns false when it was already there.
+    pub async fn checkpoint(&self, id: &str, index: usize, outcome: &RowOutcome) -> Result<bool, QueueError> {
+        let json = serde_json::to_string(outcome).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
+        let counter = match outcome.status {
+            crate::pipeline::RowStatus::Failed => "rows_failed",
+            crate::pipeline::RowStatus::NeedsReview => "needs_review",
+            _ => "",
+        };
+        let rows = self.key(id, "rows");
+        let written: i64 = redis::Script::new(CHECKPOINT_SCRIPT)
+            .key(&rows)
+            .key(self.key(id, "meta"))
+            .arg(index)
+            .arg(json)
+            .arg(counter)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let _: () = self.conn.clone().expire(&rows, RETENTION.as_secs() as i64).await?;
+        Ok(written == 1)
+    }
+
+    /// Every checkpointed row, by question index.
+    pub async fn rows(&self, id: &str) -> Result<HashMap<usize, RowOutcome>, QueueError> {
+        let raw: HashMap<usize, String> = self.conn.clone().hgetall(self.key(id, "rows")).await?;
+        raw.into_iter()
+            .map(|(i, s)| {
+                serde_json::from_str(&s).map(|o| (i, o)).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
+            })
+            .collect()
+    }
+
+    pub async fn store_results(&self, id: &str, filled: &[u8], review: &[u8]) -> Result<(), QueueError> {
+        let ttl = RETENTION.as_secs();
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .set_ex(self.key(id, "result"), filled, ttl)
+            .set_ex(self.key(id, "review"), review, ttl)
+            .exec_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The filled workbook (`review = false`) or the review workbook, once the job finished.
+    pub async fn result(&self, id: &str, review: bool) -> Result<Option<Vec<u8>>, QueueError> {
+        self.meta(id).await?;
+        Ok(self.conn.clone().get(self.key(id, if review { "review" } else { "result" })).await?)
+    }
+
+    pub async fn status(&self, id: &str) -> Result<JobStatus, QueueError> {
+        let m = self.meta(id).await?;
+        let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(JobStatus {
+            id: id.into(),
+            state: m.get("state").and_then(|s| JobPhase::parse(s)).unwrap_or(JobPhase::Queued),
+            file_name: m.get("file_name").cloned().unwrap_or_default(),
+            rows_total: num("rows_total"),
+            rows_done: num("rows_done"),
+            rows_failed: num("rows_failed"),
+            needs_review: num("needs_review"),
+            reason: m.get("reason").cloned(),
+            kb: m.get("kb").cloned(),
+            created_ms: num("created_ms"),
+            finished_ms: m.get("finished_ms").and_then(|v| v.parse().ok()),
+        })
+    }
+}

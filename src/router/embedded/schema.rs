@@ -1,0 +1,472 @@
+//! JSON-schema subset and constrained decoding: the skeleton is forced, enums are scored, free strings and numbers are generated.
+//!
+//! Supported schema: `{"type":"object","properties":{...},"required":[...]}` where every property
+//! is `{"type":"string"}` (optional `maxLength`, `minLength` 0 or 1), a string `enum` / `const`,
+//! or `{"type":"number"}` / `{"type":"integer"}`; `title`, `description`, `$schema`, `$id`,
+//! `$comment` and a boolean `additionalProperties` are accepted and ignored. Anything else is
+//! rejected with [`EmbeddedError::UnsupportedSchema`] because the output could not be guaranteed.
+//!
+//! Every property is emitted, in the order of `required` followed by the remaining properties in
+//! name order (serde_json maps are sorted, so `required` is the only ordered list available).
+//! The output is `{"a": "x", "b": 1}`; the model is fed exactly that text, so later fields are
+//! conditioned on the earlier ones.
+//!
+//! Enum rule: each option is written as JSON string content followed by the text that comes after
+//! it (closing quote and the next key, or `"}`), tokenized as the model would see it, and scored by
+//! the mean log-probability of its tokens up to and including the token that contains the closing
+//! quote (softmax over the whole vocabulary, no penalties). The highest mean wins; ties go to the
+//! option listed first. All options branch from the same KV state (truncated back after each).
+
+use serde_json::Value;
+
+use super::EmbeddedError;
+use super::chat::Session;
+use super::gguf_tokenizer::GgufVocab;
+
+/// Tokens at most for a number value.
+const MAX_NUMBER_TOKENS: usize = 12;
+/// Significant digits at most in a number value.
+const MAX_NUMBER_DIGITS: usize = 15;
+/// A free string cannot end before this many tokens (if the budget allows): left alone, the
+/// 135M model often closes an explanation right after one word ("Yes").
+const MIN_TEXT_TOKENS: usize = 4;
+/// Repeat penalty for free strings (same as plain generation).
+const REPEAT_PENALTY: f32 = 1.1;
+const REPEAT_LAST_N: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FieldKind {
+    Enum(Vec<String>),
+    Text { max_chars: Option<usize>, non_empty: bool },
+    Number { integer: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Field {
+    pub name: String,
+    pub kind: FieldKind,
+}
+
+fn unsupported(msg: impl Into<String>) -> EmbeddedError {
+    EmbeddedError::UnsupportedSchema(msg.into())
+}
+
+/// Parse and check a schema; see the module docs for the subset.
+pub(crate) fn parse(schema: &Value) -> Result<Vec<Field>, EmbeddedError> {
+    let obj = schema.as_object().ok_or_else(|| unsupported("the schema must be a JSON object"))?;
+    for (key, value) in obj {
+        match key.as_str() {
+            "type" if value == "object" => {}
+            "type" => return Err(unsupported(format!("top-level type must be \"object\", got {value}"))),
+            "properties" | "required" | "title" | "description" | "$schema" | "$id" | "$comment" => {}
+            "additionalProperties" if value.is_boolean() => {}
+            other => return Err(unsupported(format!("top-level keyword `{other}` is not supported"))),
+        }
+    }
+    if obj.get("type").is_none() {
+        return Err(unsupported("top-level \"type\": \"object\" is required"));
+    }
+    let props = match obj.get("properties") {
+        Some(p) => p.as_object().ok_or_else(|| unsupported("`properties` must be an object"))?,
+        None => return Err(unsupported("`properties` is required")),
+    };
+    let mut order: Vec<&str> = Vec::new();
+    if let Some(req) = obj.get("required") {
+        let req = req.as_array().ok_or_else(|| unsupported("`required` must be an array"))?;
+        for r in req {
+            let name = r.as_str().ok_or_else(|| unsupported("`required` entries must be strings"))?;
+            if !props.contains_key(name) {
+                return Err(unsupported(format!("required property `{name}` is not in `properties`")));
+            }
+            if !order.contains(&name) {
+                order.push(name);
+            }
+        }
+    }
+    for name in props.keys() {
+        if !order.contains(&name.as_str()) {
+            order.push(name);
+        }
+    }
+    order
+        .into_iter()
+        .map(|name| {
+            let kind = parse_property(name, &props[name])?;
+            Ok(Field { name: name.to_string(), kind })
+        })
+        .collect()
+}
+
+fn parse_property(name: &str, p: &Value) -> Result<FieldKind, EmbeddedError> {
+    let obj = p.as_object().ok_or_else(|| unsupported(format!("property `{name}` must be a schema object")))?;
+    let ty = match obj.get("type") {
+        None => None,
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(other) => return Err(unsupported(format!("property `{name}`: type {other} is not supported"))),
+    };
+    for key in obj.keys() {
+        let ok = match key.as_str() {
+            "type" | "title" | "description" => true,
+            "enum" | "const" | "maxLength" | "minLength" => ty.is_none() || ty == Some("string"),
+            _ => false,
+        };
+        if !ok {
+            return Err(unsupported(format!("property `{name}`: keyword `{key}` is not supported here")));
+        }
+    }
+    let max_chars = match obj.get("maxLength") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                .ok_or_else(|| unsupported(format!("property `{name}`: maxLength must be a non-negative integer")))?,
+        ),
+    };
+    let min_chars = match obj.get("minLength") {
+        None => 0,
+        Some(v) => match v.as_u64() {
+            Some(n @ 0..=1) => n as usize,
+            _ => return Err(unsupported(format!("property `{name}`: only minLength 0 or 1 is supported"))),
+        },
+    };
+    if let (Some(max), 1) = (max_chars, min_chars)
+        && max == 0
+    {
+        return Err(unsupported(format!("property `{name}`: minLength exceeds maxLength")));
+    }
+    let options = match (obj.get("enum"), obj.get("const")) {
+        (Some(_), Some(_)) => return Err(unsupported(format!("property `{name}`: both enum and const"))),
+        (Some(Value::Array(values)), None) => Some(values.clone()),
+        (Some(_), None) => return Err(unsupported(format!("property `{name}`: enum must be an array"))),
+        (None, Some(c)) => Some(vec![c.clone()]),
+        (None, None) => None,
+    };
+    if let Some(values) = options {
+        if values.is_empty() {
+            return Err(unsupported(format!("property `{name}`: enum is empty")));
+        }
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            let s = v
+                .as_str()
+                .ok_or_else(|| unsupported(format!("property `{name}`: only string enum values are supported, got {v}")))?;
+            let len = s.chars().count();
+            if max_chars.is_some_and(|m| len > m) || len < min_chars {
+                return Err(unsupported(format!("property `{name}`: enum value {v} violates min/maxLength")));
+            }
+            out.push(s.to_string());
+        }
+        return Ok(FieldKind::Enum(out));
+    }
+    match ty {
+        Some("string") => Ok(FieldKind::Text { max_chars, non_empty: min_chars > 0 }),
+        Some("number") => Ok(FieldKind::Number { integer: false }),
+        Some("integer") => Ok(FieldKind::Number { integer: true }),
+        Some(other) => Err(unsupported(format!("property `{name}`: type \"{other}\" is not supported"))),
+        None => Err(unsupported(format!("property `{name}`: needs a type or an enum"))),
+    }
+}
+
+/// JSON string literal content (escaped, without the surrounding quotes).
+fn json_body(s: &str) -> String {
+    let quoted = Value::String(s.to_string()).to_string();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+fn is_string(kind: &FieldKind) -> bool {
+    !matches!(kind, FieldKind::Number { .. })
+}
+
+/// Forced text before value `i`: closing quote of the previous value, separator, key, opening quote.
+fn text_before(fields: &[Field], i: usize) -> String {
+    let mut s = String::new();
+    if i == 0 {
+        s.push('{');
+    } else {
+        if is_string(&fields[i - 1].kind) {
+            s.push('"');
+        }
+        s.push_str(", ");
+    }
+    s.push_str(&Value::String(fields[i].name.clone()).to_string());
+    s.push_str(": ");
+    if is_string(&fields[i].kind) {
+        s.push('"');
+    }
+    s
+}
+
+/// Forced text after value `i` up to the next value (or the end of the object).
+fn text_after(fields: &[Field], i: usize) -> String {
+    if i + 1 < fields.len() {
+        text_before(fields, i + 1)
+    } else if is_string(&fields[i].kind) {
+        "\"}".to_string()
+    } else {
+        "}".to_string()
+    }
+}
+
+/// Text to force right after the assistant header (`{` and the first key, or `{}`).
+pub(crate) fn opening(fields: &[Field]) -> String {
+    if fields.is_empty() { "{}".to_string() } else { text_before(fields, 0) }
+}
+
+/// Upper estimate of the forced (non-free-text) tokens from value `from` on, for budgeting.
+fn forced_estimate(vocab: &GgufVocab, fields: &[Field], from: usize) -> Result<usize, EmbeddedError> {
+    let mut n = 0;
+    for (i, f) in fields.iter().enumerate().skip(from) {
+        n += vocab.encode_plain(&text_after(fields, i))?.len();
+        n += match &f.kind {
+            FieldKind::Enum(opts) => {
+                let mut m = 0;
+                for o in opts {
+                    m = m.max(vocab.encode_plain(&json_body(o))?.len());
+                }
+                m
+            }
+            FieldKind::Number { .. } => MAX_NUMBER_TOKENS,
+            FieldKind::Text { .. } => 0,
+        };
+    }
+    Ok(n)
+}
+
+/// Tokens the skeleton and enum values need (prompt clamping reserves at least this).
+pub(crate) fn skeleton_tokens(vocab: &GgufVocab, fields: &[Field]) -> Result<usize, EmbeddedError> {
+    Ok(vocab.encode_plain(&opening(fields))?.len() + forced_estimate(vocab, fields, 0)?)
+}
+
+/// Generate all values; the session must have been fed [`opening`] already.
+/// Returns the JSON text.
+pub(crate) fn generate(s: &mut Session<'_>, fields: &[Field], max_tokens: usize) -> Result<String, EmbeddedError> {
+    let mut values: Vec<Value> = Vec::with_capacity(fields.len());
+    for (i, field) in fields.iter().enumerate() {
+        let after = text_after(fields, i);
+        let value = match &field.kind {
+            FieldKind::Enum(options) => Value::String(choose_enum(s, options, &after)?),
+            FieldKind::Number { integer } => {
+                let text = gen_number(s, *integer)?;
+                s.force_text(&after)?;
+                Value::Number(text)
+            }
+            FieldKind::Text { max_chars, non_empty } => {
+                let later = forced_estimate(s.vocab, fields, i + 1)?;
+                let texts_left = fields[i..].iter().filter(|f| matches!(f.kind, FieldKind::Text { .. })).count();
+                let budget = max_tokens.saturating_sub(s.answer_tokens + later) / texts_left.max(1);
+                let budget = budget.min(s.room().saturating_sub(later + after.len()));
+                let (text, tail) = gen_text(s, budget, *max_chars)?;
+                let mut forced = tail;
+                forced.push_str(&after);
+                s.force_text(&forced)?;
+                let text = if *non_empty && text.is_empty() { "-".to_string() } else { text };
+                Value::String(text)
+            }
+        };
+        values.push(value);
+    }
+    let mut out = String::from("{");
+    for (i, (f, v)) in fields.iter().zip(&values).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&Value::String(f.name.clone()).to_string());
+        out.push_str(": ");
+        out.push_str(&v.to_string());
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// Score every option (see module docs), force the winner plus the following skeleton text.
+fn choose_enum(s: &mut Session<'_>, options: &[String], after: &str) -> Result<String, EmbeddedError> {
+    let mut best: Option<(f32, usize, Vec<u32>)> = None;
+    for (idx, option) in options.iter().enumerate() {
+        let body = json_body(option);
+        let ids = s.vocab.encode_plain(&format!("{body}{after}"))?;
+        // Tokens up to and including the one holding the closing quote (first byte after `body`).
+        let mut bytes = 0;
+        let mut k = ids.len().saturating_sub(1);
+        for (j, id) in ids.iter().enumerate() {
+            bytes += s.vocab.byte_len(*id);
+            if bytes > body.len() {
+                k = j;
+                break;
+            }
+        }
+        let score = if options.len() == 1 { 0.0 } else { s.score(&ids[..=k])? };
+        if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
+            best = Some((score, idx, ids));
+        }
+    }
+    match best {
+        Some((_, idx, ids)) => {
+            s.force(&ids);
+            Ok(options[idx].clone())
+        }
+        None => Err(EmbeddedError::Inference("enum without options".into())),
+    }
+}
+
+/// Greedy free string. Returns (content, text of the stop token before its quote, to be forced).
+fn gen_text(s: &mut Session<'_>, budget: usize, max_chars: Option<usize>) -> Result<(String, String), EmbeddedError> {
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut generated: Vec<u32> = Vec::new();
+    let mut tail = String::new();
+    let limit = max_chars.unwrap_or(usize::MAX);
+    while generated.len() < budget && limit > 0 && s.room() > 0 {
+        s.advance()?;
+        let may_stop = generated.len() >= MIN_TEXT_TOKENS;
+        let window = &generated[generated.len().saturating_sub(REPEAT_LAST_N)..];
+        let next = s.pick(REPEAT_PENALTY, window, |id| may_stop || !s.vocab.stops_string[id as usize]);
+        let Some(next) = next else { break };
+        if s.vocab.is_control[next as usize] {
+            break;
+        }
+        let tb = &s.vocab.token_bytes[next as usize];
+        if let Some(pos) = tb.iter().position(|b| matches!(b, b'"' | b'\n' | b'\r')) {
+            bytes.extend_from_slice(&tb[..pos]);
+            tail = String::from_utf8_lossy(&tb[..pos]).into_owned();
+            break;
+        }
+        bytes.extend_from_slice(tb);
+        generated.push(next);
+        s.push(next);
+        if max_chars.is_some() && String::from_utf8_lossy(&bytes).chars().count() >= limit {
+            break;
+        }
+    }
+    Ok((clean_text(&bytes, max_chars), tail))
+}
+
+/// Model bytes → string value: complete UTF-8 only, JSON escapes interpreted when valid,
+/// control characters replaced, trimmed, cut to `max_chars`.
+fn clean_text(bytes: &[u8], max_chars: Option<usize>) -> String {
+    let valid = match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    };
+    let mut text = if valid.contains('\\') {
+        serde_json::from_str::<String>(&format!("\"{valid}\"")).unwrap_or_else(|_| valid.trim_end_matches('\\').to_string())
+    } else {
+        valid
+    };
+    text = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut text = text.trim().to_string();
+    if let Some(max) = max_chars
+        && text.chars().count() > max
+    {
+        text = text.chars().take(max).collect::<String>().trim_end().to_string();
+    }
+    text
+}
+
+/// Greedy number restricted to JSON number syntax.
+fn gen_number(s: &mut Session<'_>, integer: bool) -> Result<serde_json::Number, EmbeddedError> {
+    let mut text = String::new();
+    for _ in 0..MAX_NUMBER_TOKENS {
+        if s.room() == 0 {
+            break;
+        }
+        s.advance()?;
+        let extend = |id: u32| extend_number(&text, &s.vocab.token_bytes[id as usize], integer);
+        let Some(best) = s.pick(1.0, &[], |_| true) else { break };
+        let next = match extend(best) {
+            Some(t) => Some((best, t)),
+            None if !text.bytes().any(|b| b.is_ascii_digit()) => {
+                s.pick(1.0, &[], |id| extend(id).is_some()).and_then(|id| extend(id).map(|t| (id, t)))
+            }
+            None => None,
+        };
+        let Some((id, t)) = next else { break };
+        text = t;
+        s.push(id);
+    }
+    let text = text.trim_end_matches('.');
+    let text = if text.bytes().any(|b| b.is_ascii_digit()) { text } else { "0" };
+    Ok(serde_json::from_str::<serde_json::Number>(text).unwrap_or_else(|_| serde_json::Number::from(0)))
+}
+
+/// `text` extended by `bytes` if the result is still a prefix of a JSON number.
+fn extend_number(text: &str, bytes: &[u8], integer: bool) -> Option<String> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let mut t = text.to_string();
+    for &b in bytes {
+        let digits = t.bytes().filter(u8::is_ascii_digit).count();
+        let ok = match b {
+            b'-' => t.is_empty(),
+            b'.' => !integer && !t.contains('.') && t.ends_with(|c: char| c.is_ascii_digit()),
+            b'0'..=b'9' => digits < MAX_NUMBER_DIGITS && !(t.trim_start_matches('-') == "0"),
+            _ => false,
+        };
+        if !ok {
+            return None;
+        }
+        t.push(char::from(b));
+    }
+    Some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_router_schema_in_required_order() {
+        let schema = json!({"type":"object","properties":{
+            "explanation":{"type":"string","maxLength":300},
+            "choice":{"type":"string","enum":["Yes","No","N/A"]}},
+            "required":["choice","explanation"]});
+        let fields = parse(&schema).unwrap();
+        assert_eq!(fields[0].name, "choice");
+        assert_eq!(fields[0].kind, FieldKind::Enum(vec!["Yes".into(), "No".into(), "N/A".into()]));
+        assert_eq!(fields[1].kind, FieldKind::Text { max_chars: Some(300), non_empty: false });
+    }
+
+    #[test]
+    fn rejects_outside_subset() {
+        for bad in [
+            json!({"type":"array","items":{"type":"string"}}),
+            json!({"type":"object","properties":{"a":{"type":"object"}}}),
+            json!({"type":"object","properties":{"a":{"type":"string","pattern":"x"}}}),
+            json!({"type":"object","properties":{"a":{"enum":[1,2]}}}),
+            json!({"type":"object","properties":{"a":{"type":["string","null"]}}}),
+            json!({"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}),
+            json!({"type":"object","properties":{"a":{"type":"number","minimum":0}}}),
+            json!({"type":"object","properties":{"a":{"type":"string"}},"oneOf":[]}),
+        ] {
+            assert!(matches!(parse(&bad), Err(EmbeddedError::UnsupportedSchema(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn skeleton_text() {
+        let fields = parse(&json!({"type":"object","properties":{
+            "a":{"type":"string"},"n":{"type":"number"}},"required":["a","n"]}))
+        .unwrap();
+        assert_eq!(opening(&fields), "{\"a\": \"");
+        assert_eq!(text_after(&fields, 0), "\", \"n\": ");
+        assert_eq!(text_after(&fields, 1), "}");
+    }
+
+    #[test]
+    fn number_prefixes() {
+        assert_eq!(extend_number("", b"-", false).as_deref(), Some("-"));
+        assert_eq!(extend_number("-", b"4", false).as_deref(), Some("-4"));
+        assert_eq!(extend_number("4", b".", true), None);
+        assert_eq!(extend_number("0", b"1", false), None);
+        assert_eq!(extend_number("4", b" ", false), None);
+    }
+
+    #[test]
+    fn cleans_text() {
+        assert_eq!(clean_text(b"  a\\nb ", None), "a b");
+        assert_eq!(clean_text("caf\u{e9}".as_bytes(), Some(3)), "caf");
+        assert_eq!(clean_text(&[b'a', 0xE2, 0x82], None), "a");
+        assert_eq!(clean_text(b"trailing\\", None), "trailing");
+    }
+}

@@ -1,0 +1,90 @@
+//! The `embedded` provider: a small pool of in-process candle models, each call on a blocking
+//! thread so async work (lock renewal, heartbeats) is never starved. Loads models lazily.
+
+use super::embedded::{EmbeddedChat, EmbeddedEmbedder, EmbeddedRequest};
+use super::{ChatRequest, ChatResponse, ProviderError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OnceCell, Semaphore};
+
+/// Model name of the embedded chat model.
+pub const CHAT_MODEL: &str = "smollm2-135m-instruct";
+/// Model name of the embedded embedding model.
+pub const EMBED_MODEL: &str = "all-minilm-l6-v2";
+
+pub struct LocalModels {
+    dir: PathBuf,
+    idle: Arc<Mutex<Vec<EmbeddedChat>>>,
+    limit: Semaphore,
+    embedder: OnceCell<Arc<EmbeddedEmbedder>>,
+}
+
+fn blocking_failed(e: tokio::task::JoinError) -> ProviderError {
+    ProviderError::Transient(format!("embedded model thread failed: {e}"))
+}
+
+impl LocalModels {
+    pub fn new(dir: PathBuf, instances: usize) -> Self {
+        Self {
+            dir,
+            idle: Arc::new(Mutex::new(Vec::new())),
+            limit: Semaphore::new(instances.max(1)),
+            embedder: OnceCell::new(),
+        }
+    }
+
+    pub async fn chat(&self, model: &str, req: &ChatRequest<'_>) -> Result<ChatResponse, ProviderError> {
+        if model != CHAT_MODEL {
+            return Err(ProviderError::ModelMissing(format!(
+                "the embedded provider has only '{CHAT_MODEL}', not '{model}'"
+            )));
+        }
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|_| ProviderError::Transient("embedded provider closed".into()))?;
+        let instance = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let path = crate::models::smollm2_gguf(&self.dir);
+        let messages = req.messages.to_vec();
+        let schema = req.json_schema.cloned();
+        let max_tokens = req.max_tokens as usize;
+        let idle = self.idle.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut chat = match instance {
+                Some(c) => c,
+                None => EmbeddedChat::load(&path).map_err(|e| ProviderError::ModelMissing(e.to_string()))?,
+            };
+            let out = chat.complete(&EmbeddedRequest { messages: &messages, max_tokens, json_schema: schema.as_ref() });
+            idle.lock().unwrap_or_else(|p| p.into_inner()).push(chat);
+            let c = out.map_err(|e| ProviderError::Transient(e.to_string()))?;
+            Ok(ChatResponse { text: c.text, prompt_tokens: c.prompt_tokens, eval_tokens: c.eval_tokens })
+        })
+        .await
+        .map_err(blocking_failed)?
+    }
+
+    pub async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ProviderError> {
+        if model != EMBED_MODEL {
+            return Err(ProviderError::ModelMissing(format!(
+                "the embedded provider has only '{EMBED_MODEL}', not '{model}'"
+            )));
+        }
+        let dir = crate::models::minilm_dir(&self.dir);
+        let embedder = self
+            .embedder
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || EmbeddedEmbedder::load(&dir).map(Arc::new))
+                    .await
+                    .map_err(blocking_failed)?
+                    .map_err(|e| ProviderError::ModelMissing(e.to_string()))
+            })
+            .await?
+            .clone();
+        let texts = texts.to_vec();
+        tokio::task::spawn_blocking(move || embedder.embed(&texts))
+            .await
+            .map_err(blocking_failed)?
+            .map_err(|e| ProviderError::Transient(e.to_string()))
+    }
+}

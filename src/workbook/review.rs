@@ -1,0 +1,179 @@
+//! Writes the reviewer's workbook (a new file, never the customer's): one "Review" row per
+//! answered question with its sources, confidence and status, and a "Summary" of counts per
+//! status. It does not decide statuses or touch the original questionnaire.
+
+use super::WorkbookError;
+use rust_xlsxwriter::{
+    ConditionalFormatCell, ConditionalFormatCellRule, Format, FormatAlign, Workbook, Worksheet,
+    XlsxError,
+};
+use std::collections::BTreeMap;
+
+/// One line of the review sheet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRow {
+    pub sheet: String,
+    /// The answer cell(s), e.g. `F8, G8`.
+    pub cells: String,
+    pub id: Option<String>,
+    pub question: String,
+    pub answers: String,
+    /// 0.0 ..= 1.0.
+    pub confidence: f32,
+    pub sources: Vec<String>,
+    pub model: String,
+    /// `answered`, `needs review`, `failed` (others are shown uncoloured).
+    pub status: String,
+}
+
+/// Statuses with a colour, in summary order: (status, fill, font).
+const STATUS_COLOURS: [(&str, u32, u32); 3] = [
+    ("answered", 0xC6EFCE, 0x006100),
+    ("needs review", 0xFFEB9C, 0x9C5700),
+    ("failed", 0xFFC7CE, 0x9C0006),
+];
+
+/// (header, width) of the Review sheet's columns.
+const COLUMNS: [(&str, f64); 9] = [
+    ("Sheet", 16.0),
+    ("Cell(s)", 10.0),
+    ("ID", 12.0),
+    ("Question", 60.0),
+    ("Answer", 60.0),
+    ("Confidence", 12.0),
+    ("Sources", 40.0),
+    ("Model", 18.0),
+    ("Status", 14.0),
+];
+
+/// Excel's limit for one cell's text (UTF-16 code units).
+const MAX_CELL_TEXT: usize = 32_767;
+
+fn review_err(e: XlsxError) -> WorkbookError {
+    WorkbookError::Review(e.to_string())
+}
+
+/// Cuts text to what one cell can hold, marking the cut.
+fn fit(text: &str) -> String {
+    if text.encode_utf16().count() <= MAX_CELL_TEXT {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut units = 0;
+    for ch in text.chars() {
+        units += ch.len_utf16();
+        if units > MAX_CELL_TEXT - 1 {
+            break;
+        }
+        out.push(ch);
+    }
+    out.push('…');
+    out
+}
+
+/// Builds the review workbook in memory.
+pub fn write_review(rows: &[ReviewRow]) -> Result<Vec<u8>, WorkbookError> {
+    let mut wb = Workbook::new();
+    let header = Format::new()
+        .set_bold()
+        .set_background_color(0xD9E1F2)
+        .set_align(FormatAlign::Top);
+    let wrap = Format::new().set_text_wrap().set_align(FormatAlign::Top);
+    let top = Format::new().set_align(FormatAlign::Top);
+    let percent = Format::new()
+        .set_num_format("0%")
+        .set_align(FormatAlign::Top);
+
+    let ws = wb.add_worksheet();
+    ws.set_name("Review").map_err(review_err)?;
+    for (col, (title, width)) in COLUMNS.iter().enumerate() {
+        let col = col as u16;
+        ws.write_string_with_format(0, col, *title, &header)
+            .map_err(review_err)?;
+        ws.set_column_width(col, *width).map_err(review_err)?;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let row =
+            u32::try_from(i + 1).map_err(|_| WorkbookError::Review("too many rows".into()))?;
+        let texts = [
+            (0, r.sheet.as_str(), &top),
+            (1, r.cells.as_str(), &top),
+            (2, r.id.as_deref().unwrap_or(""), &top),
+            (3, r.question.as_str(), &wrap),
+            (4, r.answers.as_str(), &wrap),
+            (7, r.model.as_str(), &top),
+            (8, r.status.as_str(), &top),
+        ];
+        for (col, text, format) in texts {
+            ws.write_string_with_format(row, col, fit(text), format)
+                .map_err(review_err)?;
+        }
+        ws.write_number_with_format(row, 5, f64::from(r.confidence.clamp(0.0, 1.0)), &percent)
+            .map_err(review_err)?;
+        ws.write_string_with_format(row, 6, fit(&r.sources.join("\n")), &wrap)
+            .map_err(review_err)?;
+    }
+    let last_row =
+        u32::try_from(rows.len()).map_err(|_| WorkbookError::Review("too many rows".into()))?;
+    ws.set_freeze_panes(1, 0).map_err(review_err)?;
+    ws.autofilter(0, 0, last_row, (COLUMNS.len() - 1) as u16)
+        .map_err(review_err)?;
+    if !rows.is_empty() {
+        colour_statuses(ws, last_row)?;
+    }
+
+    let summary = wb.add_worksheet();
+    summary.set_name("Summary").map_err(review_err)?;
+    write_summary(summary, rows, &header)?;
+
+    wb.save_to_buffer().map_err(review_err)
+}
+
+fn colour_statuses(ws: &mut Worksheet, last_row: u32) -> Result<(), WorkbookError> {
+    for (status, fill, font) in STATUS_COLOURS {
+        let cf = ConditionalFormatCell::new()
+            .set_rule(ConditionalFormatCellRule::EqualTo(status))
+            .set_format(
+                Format::new()
+                    .set_background_color(fill)
+                    .set_font_color(font),
+            );
+        ws.add_conditional_format(1, 8, last_row, 8, &cf)
+            .map_err(review_err)?;
+    }
+    Ok(())
+}
+
+fn write_summary(
+    ws: &mut Worksheet,
+    rows: &[ReviewRow],
+    header: &Format,
+) -> Result<(), WorkbookError> {
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for r in rows {
+        *counts.entry(r.status.as_str()).or_default() += 1;
+    }
+    let known: Vec<&str> = STATUS_COLOURS.iter().map(|(s, _, _)| *s).collect();
+    let mut order: Vec<&str> = known.clone();
+    order.extend(counts.keys().filter(|s| !known.contains(s)));
+
+    ws.write_string_with_format(0, 0, "Status", header)
+        .map_err(review_err)?;
+    ws.write_string_with_format(0, 1, "Count", header)
+        .map_err(review_err)?;
+    ws.set_column_width(0, 18).map_err(review_err)?;
+    ws.set_column_width(1, 10).map_err(review_err)?;
+    let mut row = 1;
+    for status in &order {
+        ws.write_string(row, 0, fit(status)).map_err(review_err)?;
+        ws.write_number(row, 1, f64::from(counts.get(status).copied().unwrap_or(0)))
+            .map_err(review_err)?;
+        row += 1;
+    }
+    let bold = Format::new().set_bold();
+    ws.write_string_with_format(row, 0, "Total", &bold)
+        .map_err(review_err)?;
+    ws.write_number_with_format(row, 1, rows.len() as f64, &bold)
+        .map_err(review_err)?;
+    Ok(())
+}

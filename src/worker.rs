@@ -1,0 +1,249 @@
+//! The worker daemon: takes `plan`, `batch` and `assemble` jobs off the queue and runs them.
+//! Plan parses the workbook and fans out row batches; a batch answers its rows with per-row
+//! checkpoints, fenced by the job lock; assemble patches the original file from the checkpoints.
+//! Lock renewal stays on the async runtime; parsing and inference run on blocking threads.
+
+use crate::kb::KnowledgeBase;
+use crate::pipeline::{self, PipelineContext, RowOutcome, RowStatus};
+use crate::queue::{BatchSpec, JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig, QueueError, RfpQueue};
+use crate::router::Router;
+use bullmq::worker::{CancellationToken, WorkerEvent};
+use bullmq::{Job, Worker};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs (batches) processed at once.
+    pub concurrency: usize,
+    /// Job lock; renewed every half of it while the job runs.
+    pub lock_duration: Duration,
+    /// How often stalled jobs (crashed workers) are looked for.
+    pub stalled_interval: Duration,
+    /// Grace for in-flight work at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            lock_duration: Duration::from_secs(30),
+            stalled_interval: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(25),
+        }
+    }
+}
+
+struct Shared {
+    queue: RfpQueue,
+    router: Arc<Router>,
+    kbs: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
+    lock_ms: u64,
+}
+
+fn fail(msg: impl Into<String>) -> bullmq::Error {
+    bullmq::Error::Unrecoverable(msg.into())
+}
+
+fn retry(e: QueueError) -> bullmq::Error {
+    bullmq::Error::ProcessingError(e.to_string())
+}
+
+impl Shared {
+    /// The KB a job names, opened once per worker.
+    fn kb(&self, path: &str) -> Result<Arc<KnowledgeBase>, String> {
+        let mut kbs = self.kbs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kb) = kbs.get(path) {
+            return Ok(kb.clone());
+        }
+        let kb = KnowledgeBase::open(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+        kb.check_model(&self.router).map_err(|e| e.to_string())?;
+        let kb = Arc::new(kb);
+        kbs.insert(path.to_string(), kb.clone());
+        Ok(kb)
+    }
+
+    async fn plan(&self, id: &str) -> Result<serde_json::Value, bullmq::Error> {
+        let bytes = self.queue.file(id).await.map_err(|e| fail(e.to_string()))?;
+        self.queue.set_phase(id, JobPhase::Running, None).await.map_err(retry)?;
+        let parsed = tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&bytes))
+            .await
+            .map_err(|e| fail(format!("workbook parser crashed: {e}")));
+        let questionnaire = match parsed.and_then(|r| r.map_err(|e| fail(e.to_string()))) {
+            Ok(q) => q,
+            Err(e) => {
+                self.queue.set_phase(id, JobPhase::Failed, Some(&e.to_string())).await.map_err(retry)?;
+                return Err(e);
+            }
+        };
+        let questions: Vec<_> = questionnaire.questions().cloned().collect();
+        if questions.is_empty() {
+            let why: Vec<String> = questionnaire.sheets.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect();
+            let reason = format!("no questions with answer cells were found ({})", why.join("; "));
+            self.queue.set_phase(id, JobPhase::Failed, Some(&reason)).await.map_err(retry)?;
+            return Err(fail(reason));
+        }
+        let batches = self.queue.start_batches(id, &questions).await.map_err(retry)?;
+        tracing::info!(job = id, questions = questions.len(), batches, "planned");
+        Ok(serde_json::json!({"questions": questions.len(), "batches": batches}))
+    }
+
+    async fn batch(&self, job: &Job, token: &CancellationToken) -> Result<serde_json::Value, bullmq::Error> {
+        let spec: BatchSpec =
+            serde_json::from_value(job.data().clone()).map_err(|e| fail(format!("bad batch data: {e}")))?;
+        let id = spec.job.as_str();
+        let plan = self.queue.plan(id).await.map_err(retry)?;
+        let meta = self.queue.meta(id).await.map_err(retry)?;
+        let kb = match meta.get("kb") {
+            Some(path) => Some(self.kb(path).map_err(fail)?),
+            None => None,
+        };
+        let ctx = PipelineContext { router: self.router.clone(), kb };
+        let lock = job.token().map(str::to_string);
+        let mut written = 0;
+        for index in spec.start..spec.end.min(plan.len()) {
+            if token.is_cancelled() {
+                return Err(bullmq::Error::ProcessingError("worker shutting down".into()));
+            }
+            if self.queue.has_row(id, index).await.map_err(retry)? {
+                continue; // answered by an earlier run of this batch
+            }
+            let outcome = pipeline::answer_row(&ctx, &plan[index]).await;
+            // Fence: only the holder of the job lock may write. A worker that lost it stops.
+            if let Some(t) = &lock {
+                job.extend_lock(t, self.lock_ms).await.map_err(|e| {
+                    bullmq::Error::ProcessingError(format!("lost the job lock, not writing row {index}: {e}"))
+                })?;
+            }
+            if self.queue.checkpoint(id, index, &outcome).await.map_err(retry)? {
+                written += 1;
+            }
+        }
+        Ok(serde_json::json!({"rows_written": written}))
+    }
+
+    async fn assemble(&self, job: &Job) -> Result<serde_json::Value, bullmq::Error> {
+        let id = job.data().get("job").and_then(|j| j.as_str()).ok_or_else(|| fail("assemble job without 'job'"))?;
+        let plan = self.queue.plan(id).await.map_err(retry)?;
+        let mut rows = self.queue.rows(id).await.map_err(retry)?;
+        let failures: Vec<String> = job.get_ignored_children_failures().await.unwrap_or_default().into_values().collect();
+        let outcomes: Vec<RowOutcome> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                rows.remove(&i).unwrap_or_else(|| {
+                    let why = failures.first().cloned().unwrap_or_else(|| "row was never answered".into());
+                    RowOutcome {
+                        sheet: q.sheet.clone(),
+                        row: q.row,
+                        id: q.id.clone(),
+                        question: q.text.clone(),
+                        kind: pipeline::classify::RowKind::Question,
+                        values: vec![],
+                        confidence: 0.0,
+                        sources: vec![],
+                        model: String::new(),
+                        status: RowStatus::Failed,
+                        note: Some(format!("batch failed: {why}")),
+                        llm_calls: 0,
+                        prompt_tokens: 0,
+                        eval_tokens: 0,
+                    }
+                })
+            })
+            .collect();
+        let original = self.queue.file(id).await.map_err(|e| fail(e.to_string()))?;
+        let failed = outcomes.iter().filter(|o| o.status == RowStatus::Failed).count();
+        let assembled = tokio::task::spawn_blocking(move || pipeline::assemble(&original, &outcomes))
+            .await
+            .map_err(|e| fail(format!("assembly crashed: {e}")))?;
+        let assembled = match assembled {
+            Ok(a) => a,
+            Err(e) => {
+                let reason = format!("could not write the filled workbook: {e}");
+                self.queue.set_phase(id, JobPhase::Failed, Some(&reason)).await.map_err(retry)?;
+                return Err(fail(reason));
+            }
+        };
+        self.queue.store_results(id, &assembled.filled, &assembled.review).await.map_err(retry)?;
+        let (phase, reason) = if failed == 0 {
+            (JobPhase::Completed, None)
+        } else {
+            (JobPhase::CompletedWithErrors, Some(format!("{failed} row(s) failed; see the review workbook")))
+        };
+        self.queue.set_phase(id, phase, reason.as_deref()).await.map_err(retry)?;
+        tracing::info!(job = id, state = phase.as_str(), "assembled");
+        Ok(serde_json::json!({"failed_rows": failed}))
+    }
+}
+
+/// A running worker; `shutdown` stops it.
+pub struct RunningWorker {
+    worker: Arc<Worker>,
+    grace: Duration,
+    events: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    /// Starts a worker on the queue with the given router.
+    pub async fn start(cfg: QueueConfig, router: Arc<Router>, settings: WorkerSettings) -> Result<Self, QueueError> {
+        let queue = RfpQueue::connect(cfg.clone()).await?;
+        let shared = Arc::new(Shared {
+            queue,
+            router,
+            kbs: Mutex::new(HashMap::new()),
+            lock_ms: settings.lock_duration.as_millis() as u64,
+        });
+        let processor = move |job: Job, token: CancellationToken| {
+            let shared = shared.clone();
+            async move {
+                let span = tracing::info_span!("job", id = job.id(), name = job.name());
+                let _g = span.enter();
+                match job.name() {
+                    JOB_PLAN => {
+                        let id = job.data().get("job").and_then(|j| j.as_str()).unwrap_or_default().to_string();
+                        shared.plan(&id).await
+                    }
+                    JOB_BATCH => shared.batch(&job, &token).await,
+                    JOB_ASSEMBLE => shared.assemble(&job).await,
+                    other => Err(fail(format!("unknown job name '{other}'"))),
+                }
+            }
+        };
+        let opts = bullmq::WorkerOptions::new()
+            .connection(cfg.connection())
+            .prefix(cfg.prefix.clone())
+            .concurrency(settings.concurrency.max(1))
+            .lock_duration(settings.lock_duration)
+            .stalled_interval(settings.stalled_interval)
+            .max_stalled_count(3)
+            .drain_delay(Duration::from_secs(1));
+        let worker = Arc::new(Worker::with_options(QUEUE_NAME, processor, opts).await?);
+        let events = {
+            // The worker's event channel is unbounded: always drain it.
+            let w = worker.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = w.next_event().await {
+                    match ev {
+                        WorkerEvent::Failed { job_id, error } => tracing::warn!(job_id, error, "job attempt failed"),
+                        WorkerEvent::Error(e) => tracing::warn!(error = e, "worker error"),
+                        WorkerEvent::Stalled { job_id } => tracing::warn!(job_id, "stalled job recovered"),
+                        WorkerEvent::Closed => break,
+                        _ => {}
+                    }
+                }
+            })
+        };
+        Ok(Self { worker, grace: settings.shutdown_grace, events })
+    }
+
+    /// Stops fetching and waits up to the grace for in-flight jobs.
+    pub async fn shutdown(self) -> Result<(), QueueError> {
+        self.worker.close(self.grace.as_millis() as u64).await?;
+        self.events.abort();
+        Ok(())
+    }
+}

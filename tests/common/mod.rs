@@ -1,0 +1,73 @@
+//! Shared test helpers: a real Redis URL, a unique key prefix per test, a router that uses only
+//! the real embedded models, and small questionnaire workbooks built with rust_xlsxwriter.
+#![allow(dead_code)]
+
+use rfpq::router::Router;
+use rfpq::router::config::RouterConfig;
+use rust_xlsxwriter::{DataValidation, Format, Workbook};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Redis the tests talk to (scripts/test.sh starts one when nothing answers).
+pub fn redis_url() -> String {
+    std::env::var("RFPQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A key prefix no other test (or run) shares.
+pub fn prefix(test: &str) -> String {
+    format!("{{rfpq-test-{test}-{}}}", uuid::Uuid::now_v7().simple())
+}
+
+/// Router config using only the embedded models (no accidental local Ollama in tests).
+pub const EMBEDDED_ONLY: &str = "
+providers:
+  embedded: {kind: embedded, max_concurrency: 1}
+task_models:
+  classify: embedded:smollm2-135m-instruct
+  answer: embedded:smollm2-135m-instruct
+  embed: embedded:all-minilm-l6-v2
+task_parameters:
+  answer: {temperature: 0, max_tokens: 48, evidence_chars: 600}
+";
+
+pub fn embedded_router() -> Arc<Router> {
+    let cfg = RouterConfig::parse(EMBEDDED_ONLY, Path::new("test-config")).expect("test config parses");
+    Arc::new(Router::new(cfg).expect("router builds"))
+}
+
+/// A small questionnaire: header row 1 (ID, Question, Answer, Comments), questions from row 2,
+/// a Yes/No/N/A dropdown on the answer column.
+pub fn questionnaire(questions: &[&str]) -> Vec<u8> {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("Security").unwrap();
+    let bold = Format::new().set_bold();
+    for (c, h) in ["ID", "Question", "Answer", "Comments"].iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *h, &bold).unwrap();
+    }
+    for (i, q) in questions.iter().enumerate() {
+        let r = i as u32 + 1;
+        ws.write_string(r, 0, format!("SEC-{:02}", i + 1)).unwrap();
+        ws.write_string(r, 1, *q).unwrap();
+    }
+    let dv = DataValidation::new().allow_list_strings(&["Yes", "No", "N/A"]).unwrap();
+    ws.add_data_validation(1, 2, questions.len() as u32, 2, &dv).unwrap();
+    ws.set_column_width(1, 60).unwrap();
+    wb.save_to_buffer().unwrap()
+}
+
+/// A tiny knowledge base on disk, built with the real embedding model.
+pub async fn small_kb(router: &Router, dir: &Path) -> std::path::PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("security.md"),
+        "# Encryption\n\nAll customer data is encrypted at rest with AES-256 and in transit with TLS 1.2 or newer.\n\n\
+         # Access control\n\nMulti-factor authentication is enforced for every administrative account.\n\n\
+         # Backups\n\nBackups run daily and are restored in a test every quarter.\n",
+    )
+    .unwrap();
+    let kb = dir.join("kb");
+    rfpq::kb::ingest(router, &[docs], &kb).await.expect("ingest works");
+    kb
+}

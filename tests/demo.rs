@@ -1,0 +1,49 @@
+//! `rfpq demo` as a newcomer runs it: the bundled real checklist is filled through real Redis
+//! with the embedded models, every detected question gets its answer cells, and nothing else in
+//! the package changes.
+
+use calamine::{Data, Reader, Xlsx};
+use std::io::Cursor;
+use std::process::Command;
+
+#[test]
+fn demo_fills_every_question_and_changes_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let status = Command::new(env!("CARGO_BIN_EXE_rfpq"))
+        .args(["demo", "--out", out.to_str().unwrap()])
+        .env("RFPQ_REDIS_URL", std::env::var("RFPQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()))
+        .env("RFPQ_PREFIX", format!("{{rfpq-test-demo-{}}}", uuid::Uuid::now_v7().simple()))
+        // No Ollama in tests: point it at a closed port so the embedded model answers.
+        .env("RFPQ_OLLAMA_URL", "http://127.0.0.1:9")
+        .status()
+        .expect("rfpq demo runs");
+    assert!(status.success());
+
+    let original = std::fs::read("fixtures/azure-review-checklists/datasecurity_checklist.en.xlsx").unwrap();
+    let filled = std::fs::read(out.join("datasecurity_checklist.en.filled.xlsx")).expect("filled file written");
+    assert!(out.join("datasecurity_checklist.en.review.xlsx").exists());
+
+    let plan = rfpq::workbook::detect::inspect(&original).unwrap();
+    let questions: Vec<_> = plan.questions().collect();
+    assert_eq!(questions.len(), 100);
+
+    // Every detected question has its answer cells filled.
+    let mut book = Xlsx::new(Cursor::new(filled.clone())).unwrap();
+    let range = book.worksheet_range("Checklist").unwrap();
+    for q in &questions {
+        for slot in &q.slots {
+            let v = range.get_value((slot.cell.row, slot.cell.col)).cloned().unwrap_or(Data::Empty);
+            let text = v.to_string();
+            assert!(!text.trim().is_empty(), "row {} cell {} is empty", q.row, slot.cell);
+            if !slot.choices.is_empty() {
+                assert!(slot.choices.contains(&text), "row {}: {text:?} is not a legal choice", q.row);
+            }
+        }
+    }
+
+    // Everything outside the answer cells is byte-identical.
+    let declared: Vec<_> = questions.iter().flat_map(|q| q.slots.iter().map(move |s| (q.sheet.clone(), s.cell))).collect();
+    let diffs = rfpq::workbook::verify::verify(&original, &filled, &declared).unwrap();
+    assert!(diffs.is_empty(), "changes outside answer cells: {diffs:?}");
+}
