@@ -532,16 +532,13 @@ fn question_rows(sheet: &SheetInfo, layout: &Layout, unresolved: &mut usize) -> 
             .unwrap_or("");
         if text.is_empty() {
             // A section banner: short text at or left of the question column.
-            if layout.section_cols.is_empty() {
-                if let Some((_, v)) = sheet
+            if layout.section_cols.is_empty()
+                && let Some((_, v)) = sheet
                     .row(r)
                     .find(|(c, v)| c.col <= layout.question_col && !v.trim().is_empty())
-                {
-                    let v = v.trim();
-                    if v.chars().count() <= 120 {
-                        current_section = Some(v.to_string());
-                    }
-                }
+                && v.trim().chars().count() <= 120
+            {
+                current_section = Some(v.trim().to_string());
             }
             continue;
         }
@@ -598,19 +595,19 @@ fn row_slots(
         let existing = sheet.value(cell).map(str::trim).filter(|v| !v.is_empty());
         match sheet.list_validation_at(cell) {
             Some(dv) if dv.choices.is_empty() => *unresolved += 1,
-            Some(dv) => {
-                // The list's first value pre-filled ("Not verified") is a default, not an answer.
+            // The list's first value pre-filled ("Not verified") is a default, not an answer.
+            Some(dv)
                 if existing
-                    .is_none_or(|v| dv.choices.first().is_some_and(|first| first.trim() == v))
-                {
-                    slots.push(AnswerSlot {
-                        cell,
-                        kind: SlotKind::Choice,
-                        choices: dv.choices.clone(),
-                        header: ac.header.clone(),
-                    });
-                }
+                    .is_none_or(|v| dv.choices.first().is_some_and(|first| first.trim() == v)) =>
+            {
+                slots.push(AnswerSlot {
+                    cell,
+                    kind: SlotKind::Choice,
+                    choices: dv.choices.clone(),
+                    header: ac.header.clone(),
+                });
             }
+            Some(_) => {} // already answered
             None if ac.by_header && existing.is_none() => {
                 slots.push(AnswerSlot {
                     cell,

@@ -222,10 +222,10 @@ fn precheck_eocd(bytes: &[u8], limits: &Limits) -> Result<(), WorkbookError> {
     if let Some(n) = tail
         .get(pos + 10..pos + 12)
         .map(|s| u16::from_le_bytes([s[0], s[1]]))
+        && n != u16::MAX
+        && usize::from(n) > limits.max_entries
     {
-        if n != u16::MAX && usize::from(n) > limits.max_entries {
-            return Err(too_many_entries(usize::from(n), limits));
-        }
+        return Err(too_many_entries(usize::from(n), limits));
     }
     Ok(())
 }
@@ -252,6 +252,7 @@ pub(crate) struct Package<'a> {
     names: Vec<String>,
     limits: Limits,
     used: u64,
+    input_len: u64,
 }
 
 impl<'a> Package<'a> {
@@ -294,6 +295,7 @@ impl<'a> Package<'a> {
             names,
             limits,
             used: 0,
+            input_len: bytes.len() as u64,
         })
     }
 
@@ -371,24 +373,17 @@ impl<'a> Package<'a> {
             .map_err(|e| WorkbookError::Corrupt(format!("part {name} is not UTF-8: {e}")))
     }
 
-    /// The stored (compressed) bytes of an entry, counted against the total limit.
+    /// The stored (compressed) bytes of an entry; bounded by the input's own size.
     pub(crate) fn read_raw(&mut self, index: usize) -> Result<RawEntry, WorkbookError> {
-        let remaining = self.limits.max_total_uncompressed.saturating_sub(self.used);
+        let input_len = self.input_len;
         let file = self.zip.by_index_raw(index).map_err(zip_error)?;
         let (method, crc32, size) = (file.compression(), file.crc32(), file.size());
         let mut compressed = Vec::new();
-        file.take(remaining.saturating_add(1))
+        file.take(input_len)
             .read_to_end(&mut compressed)
             .map_err(|e| {
                 WorkbookError::Corrupt(format!("zip entry {index} cannot be read: {e}"))
             })?;
-        if compressed.len() as u64 > remaining {
-            return Err(WorkbookError::TooLarge(format!(
-                "the package holds more than {}",
-                human(self.limits.max_total_uncompressed)
-            )));
-        }
-        self.used += compressed.len() as u64;
         Ok(RawEntry {
             method,
             crc32,

@@ -340,17 +340,17 @@ pub(crate) fn resolve_list(
             found.filter(|d| d.local_sheet.is_none() || d.local_sheet == Some(sheet_index))
         {
             let target = d.formula.trim().trim_start_matches('=');
-            if let Some((sheet, range)) = parse_reference(target, &this_sheet) {
-                if let Some(values) = range_values(pkg, &sheet, range) {
-                    return (
-                        ListSource::Name {
-                            name: d.name.clone(),
-                            sheet,
-                            range,
-                        },
-                        values,
-                    );
-                }
+            if let Some((sheet, range)) = parse_reference(target, &this_sheet)
+                && let Some(values) = range_values(pkg, &sheet, range)
+            {
+                return (
+                    ListSource::Name {
+                        name: d.name.clone(),
+                        sheet,
+                        range,
+                    },
+                    values,
+                );
             }
         }
     }

@@ -2,6 +2,8 @@
 //! the real embedded models, and small questionnaire workbooks built with rust_xlsxwriter.
 #![allow(dead_code)]
 
+pub mod stub;
+
 use rfpq::router::Router;
 use rfpq::router::config::RouterConfig;
 use rust_xlsxwriter::{DataValidation, Format, Workbook};

@@ -91,19 +91,28 @@ impl Session<'_> {
     /// Greedy pick among tokens passing `allow`, with a repeat penalty over `recent`.
     /// Call [`Session::advance`] first.
     pub fn pick(&self, penalty: f32, recent: &[u32], allow: impl Fn(u32) -> bool) -> Option<u32> {
+        let adjusted;
+        let logits: &[f32] = if penalty != 1.0 && !recent.is_empty() {
+            let mut l = self.logits.clone();
+            let mut ids = recent.to_vec();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                if let Some(v) = l.get_mut(id as usize) {
+                    *v = if *v >= 0.0 { *v / penalty } else { *v * penalty };
+                }
+            }
+            adjusted = l;
+            &adjusted
+        } else {
+            &self.logits
+        };
         let mut best: Option<(f32, u32)> = None;
-        for (id, &logit) in self.logits.iter().enumerate() {
-            let id = id as u32;
-            if !allow(id) {
+        for (id, &l) in logits.iter().enumerate() {
+            if best.is_some_and(|(b, _)| l <= b) || !allow(id as u32) {
                 continue;
             }
-            let mut l = logit;
-            if penalty != 1.0 && recent.contains(&id) {
-                l = if l >= 0.0 { l / penalty } else { l * penalty };
-            }
-            if best.is_none_or(|(b, _)| l > b) {
-                best = Some((l, id));
-            }
+            best = Some((l, id as u32));
         }
         best.map(|(_, id)| id)
     }

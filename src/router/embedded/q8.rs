@@ -237,12 +237,32 @@ mod x86 {
         }
     }
 
-    fn check(xq: &[i8], xd: &[f32], nb: Option<&[i32]>, w: &[i8], wd: &[f32]) {
-        let kb = xd.len();
-        assert!(xq.len() == kb * QK && w.len() == 4 * kb * QK && wd.len() == 4 * kb);
-        if let Some(nb) = nb {
-            assert_eq!(nb.len(), kb * 8);
-        }
+    type Block = [i8; QK];
+
+    /// Four consecutive rows (`w`: 4 × k values, `wd`: 4 × kb scales) as blocks.
+    #[allow(clippy::type_complexity)]
+    fn rows4<'a>(w: &'a [i8], wd: &'a [f32], kb: usize) -> ([&'a [Block]; 4], [&'a [f32]; 4]) {
+        let (blocks, rest) = w.as_chunks::<QK>();
+        assert!(rest.is_empty() && blocks.len() == 4 * kb && wd.len() == 4 * kb);
+        let (w01, w23) = blocks.split_at(2 * kb);
+        let (w0, w1) = w01.split_at(kb);
+        let (w2, w3) = w23.split_at(kb);
+        let (d01, d23) = wd.split_at(2 * kb);
+        let (d0, d1) = d01.split_at(kb);
+        let (d2, d3) = d23.split_at(kb);
+        ([w0, w1, w2, w3], [d0, d1, d2, d3])
+    }
+
+    #[inline(always)]
+    fn load32(v: &Block) -> __m256i {
+        // SAFETY: `v` is 32 bytes; unaligned load.
+        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
+    }
+
+    #[inline(always)]
+    fn load8(v: &[i32; 8]) -> __m256i {
+        // SAFETY: `v` is 32 bytes; unaligned load.
+        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
     }
 
     macro_rules! vnni_kernel {
@@ -251,25 +271,29 @@ mod x86 {
             /// The CPU must support the enabled features.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn $name(xq: &[i8], xd: &[f32], nb: &[i32], w: &[i8], wd: &[f32]) -> [f32; 4] {
-                check(xq, xd, Some(nb), w, wd);
-                let (k, kb) = (xq.len(), xd.len());
-                let mut acc = [_mm256_setzero_ps(); 4];
+                let kb = xd.len();
+                let (x, _) = xq.as_chunks::<QK>();
+                let (nb, _) = nb.as_chunks::<8>();
+                let ([w0, w1, w2, w3], [d0, d1, d2, d3]) = rows4(w, wd, kb);
+                assert!(x.len() == kb && nb.len() == kb);
+                let (mut a0, mut a1, mut a2, mut a3) =
+                    (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
                 for b in 0..kb {
-                    // SAFETY: `check` guarantees every offset below is in bounds.
-                    unsafe {
-                        let xv = _mm256_loadu_si256(xq.as_ptr().add(b * QK) as *const __m256i);
-                        let bias = _mm256_loadu_si256(nb.as_ptr().add(b * 8) as *const __m256i);
-                        let dx = _mm256_set1_ps(*xd.get_unchecked(b));
-                        for (j, a) in acc.iter_mut().enumerate() {
-                            let wv = _mm256_loadu_si256(w.as_ptr().add(j * k + b * QK) as *const __m256i);
-                            let p = $dpbusd(bias, wv, xv);
-                            let s = _mm256_mul_ps(dx, _mm256_set1_ps(*wd.get_unchecked(j * kb + b)));
-                            *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, *a);
-                        }
-                    }
+                    let xv = load32(&x[b]);
+                    let bias = load8(&nb[b]);
+                    let dx = _mm256_set1_ps(xd[b]);
+                    // bias + Σ (w + 128) · x = Σ w · x per 4-value lane.
+                    let f0 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w0[b]), xv));
+                    let f1 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w1[b]), xv));
+                    let f2 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w2[b]), xv));
+                    let f3 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w3[b]), xv));
+                    a0 = _mm256_fmadd_ps(f0, _mm256_mul_ps(dx, _mm256_set1_ps(d0[b])), a0);
+                    a1 = _mm256_fmadd_ps(f1, _mm256_mul_ps(dx, _mm256_set1_ps(d1[b])), a1);
+                    a2 = _mm256_fmadd_ps(f2, _mm256_mul_ps(dx, _mm256_set1_ps(d2[b])), a2);
+                    a3 = _mm256_fmadd_ps(f3, _mm256_mul_ps(dx, _mm256_set1_ps(d3[b])), a3);
                 }
-                // SAFETY: plain register arithmetic.
-                unsafe { [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])] }
+                // SAFETY: AVX is enabled here.
+                unsafe { [hsum(a0), hsum(a1), hsum(a2), hsum(a3)] }
             }
         };
     }
@@ -281,28 +305,28 @@ mod x86 {
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot4_avx2(xq: &[i8], xd: &[f32], w: &[i8], wd: &[f32]) -> [f32; 4] {
-        check(xq, xd, None, w, wd);
-        let (k, kb) = (xq.len(), xd.len());
+        let kb = xd.len();
+        let (x, _) = xq.as_chunks::<QK>();
+        let ([w0, w1, w2, w3], [d0, d1, d2, d3]) = rows4(w, wd, kb);
+        assert_eq!(x.len(), kb);
         let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); 4];
+        // |w| · (x · sign(w)) = w · x; |w|, |x| <= 127 so the i16 pair sums cannot saturate.
+        let dot = |wv: __m256i, xv: __m256i| {
+            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+            _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones))
+        };
+        let (mut a0, mut a1, mut a2, mut a3) =
+            (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
         for b in 0..kb {
-            // SAFETY: `check` guarantees every offset below is in bounds.
-            unsafe {
-                let xv = _mm256_loadu_si256(xq.as_ptr().add(b * QK) as *const __m256i);
-                let dx = _mm256_set1_ps(*xd.get_unchecked(b));
-                for (j, a) in acc.iter_mut().enumerate() {
-                    let wv = _mm256_loadu_si256(w.as_ptr().add(j * k + b * QK) as *const __m256i);
-                    // |w| · (x · sign(w)) = w · x; |w|, |x| <= 127 so the i16 pair sums cannot saturate.
-                    let aw = _mm256_sign_epi8(wv, wv);
-                    let sx = _mm256_sign_epi8(xv, wv);
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones);
-                    let s = _mm256_mul_ps(dx, _mm256_set1_ps(*wd.get_unchecked(j * kb + b)));
-                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, *a);
-                }
-            }
+            let xv = load32(&x[b]);
+            let dx = _mm256_set1_ps(xd[b]);
+            a0 = _mm256_fmadd_ps(dot(load32(&w0[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d0[b])), a0);
+            a1 = _mm256_fmadd_ps(dot(load32(&w1[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d1[b])), a1);
+            a2 = _mm256_fmadd_ps(dot(load32(&w2[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d2[b])), a2);
+            a3 = _mm256_fmadd_ps(dot(load32(&w3[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d3[b])), a3);
         }
-        // SAFETY: plain register arithmetic.
-        unsafe { [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])] }
+        // SAFETY: AVX is enabled here.
+        unsafe { [hsum(a0), hsum(a1), hsum(a2), hsum(a3)] }
     }
 }
 

@@ -1,0 +1,111 @@
+//! Router behaviour against real HTTP servers speaking the Ollama and OpenAI wire formats:
+//! which target answers, what was sent, and how failures fall through.
+
+mod common;
+
+use common::stub::{self, Reply};
+use rfpq::router::Router;
+use rfpq::router::config::{RouterConfig, Task};
+use rfpq::router::types::ChatMessage;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn router(yaml: &str) -> Router {
+    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses")).expect("router builds")
+}
+
+fn config(ollama: &str, openai: &str) -> String {
+    format!(
+        "providers:\n  ollama: {{kind: ollama, base_url: '{ollama}', num_ctx: 4096, keep_alive: 30m, cooldown_s: 60}}\n  \
+         lmstudio: {{kind: openai, base_url: '{openai}/v1'}}\n  embedded: {{kind: embedded}}\n\
+         task_models:\n  classify: ollama:qwen2.5:7b\n  answer: ollama:qwen2.5:7b\n  embed: ollama:all-minilm\n\
+         task_parameters:\n  answer: {{temperature: 0.1, max_tokens: 77}}\n\
+         fallback_strategy:\n  answer: [lmstudio:qwen2.5-7b-instruct]\n"
+    )
+}
+
+#[tokio::test]
+async fn ollama_answers_first_with_the_native_wire_format() {
+    let ollama = stub::start(HashMap::from([("/api/chat", stub::ollama_chat(r#"{"status":"Yes"}"#))])).await;
+    let r = router(&config(&ollama.url(), "http://127.0.0.1:9"));
+    let schema = serde_json::json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["Yes", "No"]}}});
+    let (reply, record) =
+        r.chat(Task::Answer, &[ChatMessage::user("Do you encrypt data?")], Some(&schema)).await.unwrap();
+    assert_eq!(reply.text, r#"{"status":"Yes"}"#);
+    assert_eq!((record.provider.as_str(), record.model.as_str()), ("ollama", "qwen2.5:7b"));
+    assert_eq!((record.attempts, record.fallback_used), (1, false));
+    assert_eq!((record.prompt_tokens, record.eval_tokens), (34, 12));
+    let (path, body) = &ollama.requests()[0];
+    assert_eq!(path, "/api/chat");
+    assert_eq!(body["stream"], false);
+    assert_eq!(body["format"], schema);
+    assert_eq!(body["options"]["num_ctx"], 4096);
+    assert_eq!(body["options"]["num_predict"], 77);
+    assert_eq!(body["keep_alive"], "30m");
+    assert_eq!(body["messages"][0]["role"], "user");
+}
+
+#[tokio::test]
+async fn missing_model_falls_through_to_the_next_target_and_cools_down() {
+    let ollama = stub::start(HashMap::from([(
+        "/api/chat",
+        Reply::json(404, serde_json::json!({"error": "model 'qwen2.5:7b' not found"})),
+    )]))
+    .await;
+    let openai = stub::start(HashMap::from([("/v1/chat/completions", stub::openai_chat("fallback answer"))])).await;
+    let r = router(&config(&ollama.url(), &openai.url()));
+    let msgs = [ChatMessage::user("hello")];
+    let (reply, record) = r.chat(Task::Answer, &msgs, None).await.unwrap();
+    assert_eq!(reply.text, "fallback answer");
+    assert_eq!(record.provider, "lmstudio");
+    assert!(record.fallback_used);
+    assert_eq!(record.attempts, 2);
+    assert!(record.skipped[0].contains("model 'qwen2.5:7b' not found"), "{:?}", record.skipped);
+    let sent = &openai.requests()[0].1;
+    assert_eq!(sent["model"], "qwen2.5-7b-instruct");
+    assert_eq!(sent["max_tokens"], 77);
+
+    // The missing model is now cooling down: the next call goes straight to the fallback.
+    let (_, record) = r.chat(Task::Answer, &msgs, None).await.unwrap();
+    assert_eq!(record.attempts, 1);
+    assert_eq!(ollama.requests().len(), 1, "a cooling target must not be called");
+}
+
+#[tokio::test]
+async fn connection_refused_and_server_errors_fall_through_and_all_failures_are_reported() {
+    let broken = stub::start(HashMap::from([(
+        "/v1/chat/completions",
+        Reply::json(500, serde_json::json!({"error": {"message": "boom", "type": "api_error", "param": null, "code": null}})),
+    )]))
+    .await;
+    let r = router(&config("http://127.0.0.1:9", &broken.url()));
+    let err = r.chat(Task::Answer, &[ChatMessage::user("hi")], None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("ollama:qwen2.5:7b: unreachable"), "{text}");
+    assert!(text.contains("HTTP 500") && text.contains("boom"), "{text}");
+}
+
+#[tokio::test]
+async fn embeddings_use_ollama_api_embed_with_a_batch() {
+    let ollama = stub::start(HashMap::from([(
+        "/api/embed",
+        Reply::json(200, serde_json::json!({"model": "all-minilm", "embeddings": [[0.6, 0.8], [1.0, 0.0]],
+            "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8})),
+    )]))
+    .await;
+    let r = router(&config(&ollama.url(), "http://127.0.0.1:9"));
+    let (v, record) = r.embed(&["a".to_string(), "b".to_string()]).await.unwrap();
+    assert_eq!(v, vec![vec![0.6, 0.8], vec![1.0, 0.0]]);
+    assert_eq!(record.model, "all-minilm");
+    assert_eq!(ollama.requests()[0].1["input"], serde_json::json!(["a", "b"]));
+}
+
+#[test]
+fn local_only_policy_refuses_cloud_targets() {
+    let yaml = "data_policy: local_only\nproviders:\n  cloud: {kind: openai, base_url: 'http://127.0.0.1:9/v1', cloud: true}\n  embedded: {kind: embedded}\n\
+                task_models:\n  classify: cloud:gpt\n  answer: cloud:gpt\n  embed: embedded:all-minilm-l6-v2\n";
+    let r = router(yaml);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt.block_on(r.chat(Task::Answer, &[ChatMessage::user("secret question")], None)).unwrap_err();
+    assert!(err.to_string().contains("local_only forbids cloud"), "{err}");
+}
