@@ -4,9 +4,9 @@
 use crate::kb::{self, KnowledgeBase};
 use crate::pipeline::{self, FillSummary, PipelineContext};
 use crate::queue::{JobPhase, JobStatus, QueueConfig, RfpQueue};
+use crate::router::Router;
 use crate::router::config::{RouterConfig, Task};
 use crate::router::types::ChatMessage;
-use crate::router::Router;
 use crate::worker::{RunningWorker, WorkerSettings};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "rfpq", version, about = "Bulk-answers RFP and security questionnaires from a Redis job queue")]
+#[command(
+    name = "rfpq",
+    version,
+    about = "Bulk-answers RFP and security questionnaires from a Redis job queue"
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -29,7 +33,12 @@ struct Global {
     #[arg(long, global = true, env = "RFPQ_CONFIG")]
     config: Option<PathBuf>,
     /// Redis URL.
-    #[arg(long, global = true, env = "RFPQ_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        global = true,
+        env = "RFPQ_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     redis_url: String,
     /// Key prefix (hash-tagged so one job's keys share a cluster slot).
     #[arg(long, global = true, env = "RFPQ_PREFIX", default_value = "{rfpq}")]
@@ -142,7 +151,9 @@ enum KbCommand {
 fn init_logging(format: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         let _ = builder.json().try_init();
     } else {
@@ -155,7 +166,9 @@ fn load_router(g: &Global) -> Result<Arc<Router>> {
         Some(path) => RouterConfig::load(path)?,
         None => RouterConfig::builtin(),
     };
-    Ok(Arc::new(Router::new(cfg).context("cannot set up the model router")?))
+    Ok(Arc::new(
+        Router::new(cfg).context("cannot set up the model router")?,
+    ))
 }
 
 fn queue_config(g: &Global) -> QueueConfig {
@@ -164,14 +177,18 @@ fn queue_config(g: &Global) -> QueueConfig {
 
 fn review_path(output: &Path, review: Option<PathBuf>) -> PathBuf {
     review.unwrap_or_else(|| {
-        let stem = output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "filled".into());
+        let stem = output
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "filled".into());
         output.with_file_name(format!("{stem}.review.xlsx"))
     })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -179,15 +196,35 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Entry point of the binary.
 pub async fn run(cli: Cli) -> Result<()> {
     let g = cli.global.clone();
-    let default_log = if matches!(cli.command, Command::Worker { .. }) { "info" } else { "warn" };
+    let default_log = if matches!(cli.command, Command::Worker { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
     init_logging(&g.log_format, default_log);
     crate::install_tls_provider();
     match cli.command {
         Command::Demo { out } => demo(&g, &out).await,
-        Command::Fill { input, kb, output, review, parallel, json } => {
+        Command::Fill {
+            input,
+            kb,
+            output,
+            review,
+            parallel,
+            json,
+        } => {
             let router = load_router(&g)?;
             let review = review_path(&output, review);
-            let summary = fill(router, &input, kb.as_deref(), &output, &review, parallel, !json).await?;
+            let summary = fill(
+                router,
+                &input,
+                kb.as_deref(),
+                &output,
+                &review,
+                parallel,
+                !json,
+            )
+            .await?;
             if json {
                 let v = serde_json::json!({"output": output, "review": review, "summary": summary});
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -196,7 +233,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Submit { file, kb, batch_size, wait } => {
+        Command::Submit {
+            file,
+            kb,
+            batch_size,
+            wait,
+        } => {
             let kb = kb.map(|p| absolute(&p)).transpose()?;
             if let Some(kb) = &kb {
                 KnowledgeBase::open(Path::new(kb))?;
@@ -214,7 +256,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Worker { concurrency } => {
             let router = load_router(&g)?;
-            let settings = WorkerSettings { concurrency, ..Default::default() };
+            let settings = WorkerSettings {
+                concurrency,
+                ..Default::default()
+            };
             let worker = RunningWorker::start(queue_config(&g), router, settings).await?;
             tracing::info!(redis = %g.redis_url, prefix = %g.prefix, concurrency, "worker started");
             shutdown_signal().await;
@@ -222,9 +267,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             worker.shutdown().await?;
             Ok(())
         }
-        Command::Status { job, json, watch: w } => {
+        Command::Status {
+            job,
+            json,
+            watch: w,
+        } => {
             let queue = RfpQueue::connect(queue_config(&g)).await?;
-            let st = if w { watch(&queue, &job, json).await? } else { queue.status(&job).await? };
+            let st = if w {
+                watch(&queue, &job, json).await?
+            } else {
+                queue.status(&job).await?
+            };
             if json {
                 println!("{}", serde_json::to_string(&status_json(&st))?);
             } else if !w {
@@ -232,7 +285,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Result { job, output, review } => {
+        Command::Result {
+            job,
+            output,
+            review,
+        } => {
             let queue = RfpQueue::connect(queue_config(&g)).await?;
             let st = queue.status(&job).await?;
             let Some(filled) = queue.result(&job, false).await? else {
@@ -243,20 +300,41 @@ pub async fn run(cli: Cli) -> Result<()> {
             if let Some(r) = queue.result(&job, true).await? {
                 write_file(&review, &r)?;
             }
-            println!("filled workbook: {}\nreview workbook: {}", output.display(), review.display());
+            println!(
+                "filled workbook: {}\nreview workbook: {}",
+                output.display(),
+                review.display()
+            );
             Ok(())
         }
         Command::Inspect { file, json } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let q = crate::workbook::detect::inspect(&bytes).with_context(|| file.display().to_string())?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let q = crate::workbook::detect::inspect(&bytes)
+                .with_context(|| file.display().to_string())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&q)?);
             } else {
                 for s in &q.sheets {
-                    println!("sheet '{}': {} ({}), {} questions", s.name, if s.fill { "fill" } else { "skip" }, s.reason, s.questions.len());
+                    println!(
+                        "sheet '{}': {} ({}), {} questions",
+                        s.name,
+                        if s.fill { "fill" } else { "skip" },
+                        s.reason,
+                        s.questions.len()
+                    );
                     for qu in &s.questions {
-                        let slots: Vec<String> = qu.slots.iter().map(|sl| format!("{} {:?}", sl.cell, sl.kind)).collect();
-                        println!("  row {:>5}  [{}]  {}", qu.row, slots.join(", "), qu.text.chars().take(80).collect::<String>());
+                        let slots: Vec<String> = qu
+                            .slots
+                            .iter()
+                            .map(|sl| format!("{} {:?}", sl.cell, sl.kind))
+                            .collect();
+                        println!(
+                            "  row {:>5}  [{}]  {}",
+                            qu.row,
+                            slots.join(", "),
+                            qu.text.chars().take(80).collect::<String>()
+                        );
                     }
                 }
             }
@@ -269,15 +347,33 @@ pub async fn run(cli: Cli) -> Result<()> {
                 let (v, record) = router.embed(&[prompt]).await?;
                 let dims = v.first().map(Vec::len).unwrap_or(0);
                 let out = serde_json::json!({"dimensions": dims, "record": record});
-                println!("{}", if json { serde_json::to_string(&out)? } else { format!("{dims}-dimensional vector from {}:{}", record.provider, record.model) });
+                println!(
+                    "{}",
+                    if json {
+                        serde_json::to_string(&out)?
+                    } else {
+                        format!(
+                            "{dims}-dimensional vector from {}:{}",
+                            record.provider, record.model
+                        )
+                    }
+                );
                 return Ok(());
             }
             let messages = [ChatMessage::user(prompt)];
             let (reply, record) = router.chat(task, &messages, None).await?;
             if json {
-                println!("{}", serde_json::to_string(&serde_json::json!({"text": reply.text, "record": record}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string(
+                        &serde_json::json!({"text": reply.text, "record": record})
+                    )?
+                );
             } else {
-                println!("{}\n-- {}:{} in {} ms", reply.text, record.provider, record.model, record.latency_ms);
+                println!(
+                    "{}\n-- {}:{} in {} ms",
+                    reply.text, record.provider, record.model, record.latency_ms
+                );
             }
             Ok(())
         }
@@ -303,7 +399,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                     println!("{}", serde_json::to_string_pretty(&hits)?);
                 } else {
                     for h in hits {
-                        println!("{:.3}  {}  {}", h.score, h.source, h.text.replace('\n', " ").chars().take(100).collect::<String>());
+                        println!(
+                            "{:.3}  {}  {}",
+                            h.score,
+                            h.source,
+                            h.text
+                                .replace('\n', " ")
+                                .chars()
+                                .take(100)
+                                .collect::<String>()
+                        );
                     }
                 }
                 Ok(())
@@ -313,20 +418,24 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 fn absolute(p: &Path) -> Result<String> {
-    Ok(std::path::absolute(p).with_context(|| format!("bad path {}", p.display()))?.to_string_lossy().into_owned())
+    Ok(std::path::absolute(p)
+        .with_context(|| format!("bad path {}", p.display()))?
+        .to_string_lossy()
+        .into_owned())
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -393,7 +502,8 @@ pub async fn fill(
         None => None,
     };
     let parsed = bytes.clone();
-    let questionnaire = tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&parsed)).await??;
+    let questionnaire =
+        tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&parsed)).await??;
     let questions: Vec<_> = questionnaire.questions().cloned().collect();
     let ctx = PipelineContext { router, kb };
     let outcomes = pipeline::answer_all(&ctx, &questions, parallel, |done, total| {
@@ -403,7 +513,8 @@ pub async fn fill(
     })
     .await;
     let summary = FillSummary::of(&outcomes);
-    let assembled = tokio::task::spawn_blocking(move || pipeline::assemble(&bytes, &outcomes)).await??;
+    let assembled =
+        tokio::task::spawn_blocking(move || pipeline::assemble(&bytes, &outcomes)).await??;
     write_file(output, &assembled.filled)?;
     write_file(review, &assembled.review)?;
     Ok(summary)
@@ -424,26 +535,47 @@ fn print_summary(s: &FillSummary, output: &Path, review: &Path) {
 
 async fn demo(g: &Global, out: &Path) -> Result<()> {
     let router = load_router(g)?;
-    let (checklist, docs) = crate::demo::unpack(out).with_context(|| format!("cannot write into {}", out.display()))?;
+    let (checklist, docs) =
+        crate::demo::unpack(out).with_context(|| format!("cannot write into {}", out.display()))?;
     let kb_dir = out.join("kb");
     eprintln!("building the knowledge base from the bundled answer bank…");
     let report = kb::ingest(&router, &[docs], &kb_dir).await?;
-    eprintln!("  {} chunks from {} documents ({})", report.chunks, report.sources, report.embed_model);
-    let stem = checklist.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    eprintln!(
+        "  {} chunks from {} documents ({})",
+        report.chunks, report.sources, report.embed_model
+    );
+    let stem = checklist
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let output = out.join(format!("{stem}.filled.xlsx"));
     let review = out.join(format!("{stem}.review.xlsx"));
     match RfpQueue::connect(queue_config(g)).await {
         Ok(queue) => {
-            eprintln!("queueing {} on {} and running a worker in this process…", checklist.display(), g.redis_url);
-            let worker = RunningWorker::start(queue_config(g), router, WorkerSettings::default()).await?;
-            let id = crate::submit::submit_file(&queue, &checklist, Some(&absolute(&kb_dir)?), crate::submit::DEFAULT_BATCH_SIZE).await?;
+            eprintln!(
+                "queueing {} on {} and running a worker in this process…",
+                checklist.display(),
+                g.redis_url
+            );
+            let worker =
+                RunningWorker::start(queue_config(g), router, WorkerSettings::default()).await?;
+            let id = crate::submit::submit_file(
+                &queue,
+                &checklist,
+                Some(&absolute(&kb_dir)?),
+                crate::submit::DEFAULT_BATCH_SIZE,
+            )
+            .await?;
             let st = watch(&queue, &id, false).await;
             worker.shutdown().await?;
             let st = st?;
             if st.state == JobPhase::Failed {
                 bail!("demo job {id} failed: {}", st.reason.unwrap_or_default());
             }
-            let filled = queue.result(&id, false).await?.context("job finished without a result")?;
+            let filled = queue
+                .result(&id, false)
+                .await?
+                .context("job finished without a result")?;
             write_file(&output, &filled)?;
             if let Some(r) = queue.result(&id, true).await? {
                 write_file(&review, &r)?;
@@ -461,7 +593,8 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
         }
         Err(e) => {
             eprintln!("Redis is not reachable ({e}); answering in-process instead");
-            let summary = fill(router, &checklist, Some(&kb_dir), &output, &review, 2, true).await?;
+            let summary =
+                fill(router, &checklist, Some(&kb_dir), &output, &review, 2, true).await?;
             print_summary(&summary, &output, &review);
         }
     }

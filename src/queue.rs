@@ -32,7 +32,10 @@ pub struct QueueConfig {
 
 impl QueueConfig {
     pub fn new(redis_url: impl Into<String>, prefix: impl Into<String>) -> Self {
-        Self { redis_url: redis_url.into(), prefix: prefix.into() }
+        Self {
+            redis_url: redis_url.into(),
+            prefix: prefix.into(),
+        }
     }
 
     pub(crate) fn connection(&self) -> RedisConnectionOptions {
@@ -44,7 +47,9 @@ impl QueueConfig {
 pub enum QueueError {
     #[error("cannot reach Redis at {url}: {message}")]
     Unreachable { url: String, message: String },
-    #[error("invalid queue prefix '{0}': it must be non-empty and contain no ':' (use a hash tag like {{rfpq}})")]
+    #[error(
+        "invalid queue prefix '{0}': it must be non-empty and contain no ':' (use a hash tag like {{rfpq}})"
+    )]
     BadPrefix(String),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -88,7 +93,10 @@ impl JobPhase {
         })
     }
     pub fn is_final(self) -> bool {
-        matches!(self, JobPhase::Completed | JobPhase::CompletedWithErrors | JobPhase::Failed)
+        matches!(
+            self,
+            JobPhase::Completed | JobPhase::CompletedWithErrors | JobPhase::Failed
+        )
     }
 }
 
@@ -126,7 +134,10 @@ end
 return 0";
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Handle on the queue: producers and workers both use it.
@@ -142,17 +153,25 @@ impl RfpQueue {
         if cfg.prefix.is_empty() || cfg.prefix.contains(':') {
             return Err(QueueError::BadPrefix(cfg.prefix));
         }
-        let unreachable =
-            |e: redis::RedisError| QueueError::Unreachable { url: cfg.redis_url.clone(), message: e.to_string() };
+        let unreachable = |e: redis::RedisError| QueueError::Unreachable {
+            url: cfg.redis_url.clone(),
+            message: e.to_string(),
+        };
         let client = redis::Client::open(cfg.redis_url.as_str()).map_err(unreachable)?;
         let mcfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(10)))
             .set_number_of_retries(2);
-        let conn = tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager_with_config(mcfg))
-            .await
-            .map_err(|_| QueueError::Unreachable { url: cfg.redis_url.clone(), message: "timed out".into() })?
-            .map_err(unreachable)?;
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_connection_manager_with_config(mcfg),
+        )
+        .await
+        .map_err(|_| QueueError::Unreachable {
+            url: cfg.redis_url.clone(),
+            message: "timed out".into(),
+        })?
+        .map_err(unreachable)?;
         Ok(Self { cfg, conn })
     }
 
@@ -167,18 +186,30 @@ impl RfpQueue {
     pub(crate) async fn bull_queue(&self) -> Result<Queue, QueueError> {
         Ok(Queue::with_options(
             QUEUE_NAME,
-            QueueOptions::new().connection(self.cfg.connection()).prefix(self.cfg.prefix.clone()),
+            QueueOptions::new()
+                .connection(self.cfg.connection())
+                .prefix(self.cfg.prefix.clone()),
         )
         .await?)
     }
 
     fn keep() -> RemoveOnFinish {
-        RemoveOnFinish::Options(KeepJobs { age: Some(RETENTION.as_millis() as u64), count: None, limit: None })
+        RemoveOnFinish::Options(KeepJobs {
+            age: Some(RETENTION.as_millis() as u64),
+            count: None,
+            limit: None,
+        })
     }
 
     /// Stores the workbook and enqueues its `plan` job. The caller validates the file first;
     /// a file that fails in the worker ends `failed` with the reason.
-    pub async fn submit(&self, file_name: &str, bytes: &[u8], kb: Option<&str>, batch_size: usize) -> Result<String, QueueError> {
+    pub async fn submit(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+        kb: Option<&str>,
+        batch_size: usize,
+    ) -> Result<String, QueueError> {
         let id = uuid::Uuid::now_v7().to_string();
         let mut conn = self.conn.clone();
         let ttl = RETENTION.as_secs();
@@ -204,7 +235,14 @@ impl RfpQueue {
         let queue = self.bull_queue().await?;
         queue
             .add(JOB_PLAN, serde_json::json!({"job": id}))
-            .options(JobOptions::new().job_id(format!("{id}-plan")).attempts(3).backoff(BackoffStrategy::Exponential(2000)).remove_on_complete(Self::keep()).remove_on_fail(Self::keep()))
+            .options(
+                JobOptions::new()
+                    .job_id(format!("{id}-plan"))
+                    .attempts(3)
+                    .backoff(BackoffStrategy::Exponential(2000))
+                    .remove_on_complete(Self::keep())
+                    .remove_on_fail(Self::keep()),
+            )
             .await?;
         queue.close().await;
         Ok(id)
@@ -223,7 +261,12 @@ impl RfpQueue {
         Ok(m)
     }
 
-    pub async fn set_phase(&self, id: &str, phase: JobPhase, reason: Option<&str>) -> Result<(), QueueError> {
+    pub async fn set_phase(
+        &self,
+        id: &str,
+        phase: JobPhase,
+        reason: Option<&str>,
+    ) -> Result<(), QueueError> {
         let mut fields = vec![("state", phase.as_str().to_string())];
         if let Some(r) = reason {
             fields.push(("reason", r.to_string()));
@@ -231,16 +274,29 @@ impl RfpQueue {
         if phase.is_final() {
             fields.push(("finished_ms", now_ms().to_string()));
         }
-        let _: () = self.conn.clone().hset_multiple(self.key(id, "meta"), &fields).await?;
+        let _: () = self
+            .conn
+            .clone()
+            .hset_multiple(self.key(id, "meta"), &fields)
+            .await?;
         Ok(())
     }
 
     /// Stores the detected questions and enqueues the batch flow: a parent `assemble` job whose
     /// children are row batches (a failed batch does not strand the parent).
-    pub async fn start_batches(&self, id: &str, questions: &[QuestionRow]) -> Result<usize, QueueError> {
+    pub async fn start_batches(
+        &self,
+        id: &str,
+        questions: &[QuestionRow],
+    ) -> Result<usize, QueueError> {
         let meta = self.meta(id).await?;
-        let batch_size: usize = meta.get("batch_size").and_then(|b| b.parse().ok()).unwrap_or(10).max(1);
-        let plan = serde_json::to_vec(questions).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
+        let batch_size: usize = meta
+            .get("batch_size")
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(10)
+            .max(1);
+        let plan = serde_json::to_vec(questions)
+            .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
@@ -257,17 +313,29 @@ impl RfpQueue {
                 .remove_on_complete(Self::keep())
                 .remove_on_fail(Self::keep())
         };
-        let mut parent = FlowJob::new(JOB_ASSEMBLE, QUEUE_NAME, serde_json::json!({"job": id}))?.options(
-            JobOptions::new().job_id(format!("{id}-assemble")).attempts(3).remove_on_complete(Self::keep()).remove_on_fail(Self::keep()),
-        );
+        let mut parent = FlowJob::new(JOB_ASSEMBLE, QUEUE_NAME, serde_json::json!({"job": id}))?
+            .options(
+                JobOptions::new()
+                    .job_id(format!("{id}-assemble"))
+                    .attempts(3)
+                    .remove_on_complete(Self::keep())
+                    .remove_on_fail(Self::keep()),
+            );
         let mut batches = 0;
         for (n, start) in (0..questions.len()).step_by(batch_size).enumerate() {
-            let spec = BatchSpec { job: id.into(), start, end: (start + batch_size).min(questions.len()) };
-            parent = parent.add_child(FlowJob::new(JOB_BATCH, QUEUE_NAME, spec)?.options(child_opts(n)));
+            let spec = BatchSpec {
+                job: id.into(),
+                start,
+                end: (start + batch_size).min(questions.len()),
+            };
+            parent =
+                parent.add_child(FlowJob::new(JOB_BATCH, QUEUE_NAME, spec)?.options(child_opts(n)));
             batches += 1;
         }
         let flows = FlowProducer::with_options(
-            FlowProducerOptions::new().connection(self.cfg.connection()).prefix(self.cfg.prefix.clone()),
+            FlowProducerOptions::new()
+                .connection(self.cfg.connection())
+                .prefix(self.cfg.prefix.clone()),
         )
         .await?;
         flows.add(parent).await?;
@@ -282,12 +350,22 @@ impl RfpQueue {
     }
 
     pub async fn has_row(&self, id: &str, index: usize) -> Result<bool, QueueError> {
-        Ok(self.conn.clone().hexists(self.key(id, "rows"), index).await?)
+        Ok(self
+            .conn
+            .clone()
+            .hexists(self.key(id, "rows"), index)
+            .await?)
     }
 
     /// Writes row `index`'s outcome once; returns false when it was already there.
-    pub async fn checkpoint(&self, id: &str, index: usize, outcome: &RowOutcome) -> Result<bool, QueueError> {
-        let json = serde_json::to_string(outcome).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
+    pub async fn checkpoint(
+        &self,
+        id: &str,
+        index: usize,
+        outcome: &RowOutcome,
+    ) -> Result<bool, QueueError> {
+        let json = serde_json::to_string(outcome)
+            .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
         let counter = match outcome.status {
             crate::pipeline::RowStatus::Failed => "rows_failed",
             crate::pipeline::RowStatus::NeedsReview => "needs_review",
@@ -302,7 +380,11 @@ impl RfpQueue {
             .arg(counter)
             .invoke_async(&mut self.conn.clone())
             .await?;
-        let _: () = self.conn.clone().expire(&rows, RETENTION.as_secs() as i64).await?;
+        let _: () = self
+            .conn
+            .clone()
+            .expire(&rows, RETENTION.as_secs() as i64)
+            .await?;
         Ok(written == 1)
     }
 
@@ -311,12 +393,19 @@ impl RfpQueue {
         let raw: HashMap<usize, String> = self.conn.clone().hgetall(self.key(id, "rows")).await?;
         raw.into_iter()
             .map(|(i, s)| {
-                serde_json::from_str(&s).map(|o| (i, o)).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
+                serde_json::from_str(&s)
+                    .map(|o| (i, o))
+                    .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
             })
             .collect()
     }
 
-    pub async fn store_results(&self, id: &str, filled: &[u8], review: &[u8]) -> Result<(), QueueError> {
+    pub async fn store_results(
+        &self,
+        id: &str,
+        filled: &[u8],
+        review: &[u8],
+    ) -> Result<(), QueueError> {
         let ttl = RETENTION.as_secs();
         let mut conn = self.conn.clone();
         redis::pipe()
@@ -331,7 +420,11 @@ impl RfpQueue {
     /// The filled workbook (`review = false`) or the review workbook, once the job finished.
     pub async fn result(&self, id: &str, review: bool) -> Result<Option<Vec<u8>>, QueueError> {
         self.meta(id).await?;
-        Ok(self.conn.clone().get(self.key(id, if review { "review" } else { "result" })).await?)
+        Ok(self
+            .conn
+            .clone()
+            .get(self.key(id, if review { "review" } else { "result" }))
+            .await?)
     }
 
     pub async fn status(&self, id: &str) -> Result<JobStatus, QueueError> {
@@ -339,7 +432,10 @@ impl RfpQueue {
         let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         Ok(JobStatus {
             id: id.into(),
-            state: m.get("state").and_then(|s| JobPhase::parse(s)).unwrap_or(JobPhase::Queued),
+            state: m
+                .get("state")
+                .and_then(|s| JobPhase::parse(s))
+                .unwrap_or(JobPhase::Queued),
             file_name: m.get("file_name").cloned().unwrap_or_default(),
             rows_total: num("rows_total"),
             rows_done: num("rows_done"),

@@ -8,7 +8,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Workbook { path: String, source: WorkbookError },
     #[error("{path}: no questions with answer cells were found ({details})")]
@@ -23,25 +26,52 @@ pub const DEFAULT_BATCH_SIZE: usize = 10;
 /// Reads and checks a workbook, returning its bytes and the number of questions found.
 pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, usize), SubmitError> {
     let shown = path.display().to_string();
-    let bytes = tokio::fs::read(path).await.map_err(|source| SubmitError::Read { path: shown.clone(), source })?;
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|source| SubmitError::Read {
+            path: shown.clone(),
+            source,
+        })?;
     let (bytes, found) = tokio::task::spawn_blocking(move || {
         let found = crate::workbook::detect::inspect(&bytes);
         (bytes, found)
     })
     .await
-    .map_err(|e| SubmitError::Read { path: shown.clone(), source: std::io::Error::other(e.to_string()) })?;
-    let questionnaire = found.map_err(|source| SubmitError::Workbook { path: shown.clone(), source })?;
+    .map_err(|e| SubmitError::Read {
+        path: shown.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let questionnaire = found.map_err(|source| SubmitError::Workbook {
+        path: shown.clone(),
+        source,
+    })?;
     let n = questionnaire.questions().count();
     if n == 0 {
-        let details = questionnaire.sheets.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect::<Vec<_>>().join("; ");
-        return Err(SubmitError::NoQuestions { path: shown, details });
+        let details = questionnaire
+            .sheets
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(SubmitError::NoQuestions {
+            path: shown,
+            details,
+        });
     }
     Ok((bytes, n))
 }
 
 /// Validates `path` and queues it; returns the job id.
-pub async fn submit_file(queue: &RfpQueue, path: &Path, kb: Option<&str>, batch_size: usize) -> Result<String, SubmitError> {
+pub async fn submit_file(
+    queue: &RfpQueue,
+    path: &Path,
+    kb: Option<&str>,
+    batch_size: usize,
+) -> Result<String, SubmitError> {
     let (bytes, _) = validate_file(path).await?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "workbook.xlsx".into());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "workbook.xlsx".into());
     Ok(queue.submit(&name, &bytes, kb, batch_size).await?)
 }

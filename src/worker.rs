@@ -5,7 +5,10 @@
 
 use crate::kb::KnowledgeBase;
 use crate::pipeline::{self, PipelineContext, RowOutcome, RowStatus};
-use crate::queue::{BatchSpec, JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig, QueueError, RfpQueue};
+use crate::queue::{
+    BatchSpec, JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig, QueueError,
+    RfpQueue,
+};
 use crate::router::Router;
 use bullmq::worker::{CancellationToken, WorkerEvent};
 use bullmq::{Job, Worker};
@@ -68,32 +71,56 @@ impl Shared {
 
     async fn plan(&self, id: &str) -> Result<serde_json::Value, bullmq::Error> {
         let bytes = self.queue.file(id).await.map_err(|e| fail(e.to_string()))?;
-        self.queue.set_phase(id, JobPhase::Running, None).await.map_err(retry)?;
+        self.queue
+            .set_phase(id, JobPhase::Running, None)
+            .await
+            .map_err(retry)?;
         let parsed = tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&bytes))
             .await
             .map_err(|e| fail(format!("workbook parser crashed: {e}")));
         let questionnaire = match parsed.and_then(|r| r.map_err(|e| fail(e.to_string()))) {
             Ok(q) => q,
             Err(e) => {
-                self.queue.set_phase(id, JobPhase::Failed, Some(&e.to_string())).await.map_err(retry)?;
+                self.queue
+                    .set_phase(id, JobPhase::Failed, Some(&e.to_string()))
+                    .await
+                    .map_err(retry)?;
                 return Err(e);
             }
         };
         let questions: Vec<_> = questionnaire.questions().cloned().collect();
         if questions.is_empty() {
-            let why: Vec<String> = questionnaire.sheets.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect();
-            let reason = format!("no questions with answer cells were found ({})", why.join("; "));
-            self.queue.set_phase(id, JobPhase::Failed, Some(&reason)).await.map_err(retry)?;
+            let why: Vec<String> = questionnaire
+                .sheets
+                .iter()
+                .map(|s| format!("{}: {}", s.name, s.reason))
+                .collect();
+            let reason = format!(
+                "no questions with answer cells were found ({})",
+                why.join("; ")
+            );
+            self.queue
+                .set_phase(id, JobPhase::Failed, Some(&reason))
+                .await
+                .map_err(retry)?;
             return Err(fail(reason));
         }
-        let batches = self.queue.start_batches(id, &questions).await.map_err(retry)?;
+        let batches = self
+            .queue
+            .start_batches(id, &questions)
+            .await
+            .map_err(retry)?;
         tracing::info!(job = id, questions = questions.len(), batches, "planned");
         Ok(serde_json::json!({"questions": questions.len(), "batches": batches}))
     }
 
-    async fn batch(&self, job: &Job, token: &CancellationToken) -> Result<serde_json::Value, bullmq::Error> {
-        let spec: BatchSpec =
-            serde_json::from_value(job.data().clone()).map_err(|e| fail(format!("bad batch data: {e}")))?;
+    async fn batch(
+        &self,
+        job: &Job,
+        token: &CancellationToken,
+    ) -> Result<serde_json::Value, bullmq::Error> {
+        let spec: BatchSpec = serde_json::from_value(job.data().clone())
+            .map_err(|e| fail(format!("bad batch data: {e}")))?;
         let id = spec.job.as_str();
         let plan = self.queue.plan(id).await.map_err(retry)?;
         let meta = self.queue.meta(id).await.map_err(retry)?;
@@ -101,24 +128,37 @@ impl Shared {
             Some(path) => Some(self.kb(path).map_err(fail)?),
             None => None,
         };
-        let ctx = PipelineContext { router: self.router.clone(), kb };
+        let ctx = PipelineContext {
+            router: self.router.clone(),
+            kb,
+        };
         let lock = job.token().map(str::to_string);
         let mut written = 0;
-        for index in spec.start..spec.end.min(plan.len()) {
+        let rows = plan.iter().enumerate().take(spec.end).skip(spec.start);
+        for (index, question) in rows {
             if token.is_cancelled() {
-                return Err(bullmq::Error::ProcessingError("worker shutting down".into()));
+                return Err(bullmq::Error::ProcessingError(
+                    "worker shutting down".into(),
+                ));
             }
             if self.queue.has_row(id, index).await.map_err(retry)? {
                 continue; // answered by an earlier run of this batch
             }
-            let outcome = pipeline::answer_row(&ctx, &plan[index]).await;
+            let outcome = pipeline::answer_row(&ctx, question).await;
             // Fence: only the holder of the job lock may write. A worker that lost it stops.
             if let Some(t) = &lock {
                 job.extend_lock(t, self.lock_ms).await.map_err(|e| {
-                    bullmq::Error::ProcessingError(format!("lost the job lock, not writing row {index}: {e}"))
+                    bullmq::Error::ProcessingError(format!(
+                        "lost the job lock, not writing row {index}: {e}"
+                    ))
                 })?;
             }
-            if self.queue.checkpoint(id, index, &outcome).await.map_err(retry)? {
+            if self
+                .queue
+                .checkpoint(id, index, &outcome)
+                .await
+                .map_err(retry)?
+            {
                 written += 1;
             }
         }
@@ -126,16 +166,28 @@ impl Shared {
     }
 
     async fn assemble(&self, job: &Job) -> Result<serde_json::Value, bullmq::Error> {
-        let id = job.data().get("job").and_then(|j| j.as_str()).ok_or_else(|| fail("assemble job without 'job'"))?;
+        let id = job
+            .data()
+            .get("job")
+            .and_then(|j| j.as_str())
+            .ok_or_else(|| fail("assemble job without 'job'"))?;
         let plan = self.queue.plan(id).await.map_err(retry)?;
         let mut rows = self.queue.rows(id).await.map_err(retry)?;
-        let failures: Vec<String> = job.get_ignored_children_failures().await.unwrap_or_default().into_values().collect();
+        let failures: Vec<String> = job
+            .get_ignored_children_failures()
+            .await
+            .unwrap_or_default()
+            .into_values()
+            .collect();
         let outcomes: Vec<RowOutcome> = plan
             .iter()
             .enumerate()
             .map(|(i, q)| {
                 rows.remove(&i).unwrap_or_else(|| {
-                    let why = failures.first().cloned().unwrap_or_else(|| "row was never answered".into());
+                    let why = failures
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "row was never answered".into());
                     RowOutcome {
                         sheet: q.sheet.clone(),
                         row: q.row,
@@ -156,25 +208,41 @@ impl Shared {
             })
             .collect();
         let original = self.queue.file(id).await.map_err(|e| fail(e.to_string()))?;
-        let failed = outcomes.iter().filter(|o| o.status == RowStatus::Failed).count();
-        let assembled = tokio::task::spawn_blocking(move || pipeline::assemble(&original, &outcomes))
-            .await
-            .map_err(|e| fail(format!("assembly crashed: {e}")))?;
+        let failed = outcomes
+            .iter()
+            .filter(|o| o.status == RowStatus::Failed)
+            .count();
+        let assembled =
+            tokio::task::spawn_blocking(move || pipeline::assemble(&original, &outcomes))
+                .await
+                .map_err(|e| fail(format!("assembly crashed: {e}")))?;
         let assembled = match assembled {
             Ok(a) => a,
             Err(e) => {
                 let reason = format!("could not write the filled workbook: {e}");
-                self.queue.set_phase(id, JobPhase::Failed, Some(&reason)).await.map_err(retry)?;
+                self.queue
+                    .set_phase(id, JobPhase::Failed, Some(&reason))
+                    .await
+                    .map_err(retry)?;
                 return Err(fail(reason));
             }
         };
-        self.queue.store_results(id, &assembled.filled, &assembled.review).await.map_err(retry)?;
+        self.queue
+            .store_results(id, &assembled.filled, &assembled.review)
+            .await
+            .map_err(retry)?;
         let (phase, reason) = if failed == 0 {
             (JobPhase::Completed, None)
         } else {
-            (JobPhase::CompletedWithErrors, Some(format!("{failed} row(s) failed; see the review workbook")))
+            (
+                JobPhase::CompletedWithErrors,
+                Some(format!("{failed} row(s) failed; see the review workbook")),
+            )
         };
-        self.queue.set_phase(id, phase, reason.as_deref()).await.map_err(retry)?;
+        self.queue
+            .set_phase(id, phase, reason.as_deref())
+            .await
+            .map_err(retry)?;
         tracing::info!(job = id, state = phase.as_str(), "assembled");
         Ok(serde_json::json!({"failed_rows": failed}))
     }
@@ -189,7 +257,11 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     /// Starts a worker on the queue with the given router.
-    pub async fn start(cfg: QueueConfig, router: Arc<Router>, settings: WorkerSettings) -> Result<Self, QueueError> {
+    pub async fn start(
+        cfg: QueueConfig,
+        router: Arc<Router>,
+        settings: WorkerSettings,
+    ) -> Result<Self, QueueError> {
         let queue = RfpQueue::connect(cfg.clone()).await?;
         let shared = Arc::new(Shared {
             queue,
@@ -204,7 +276,12 @@ impl RunningWorker {
                 let _g = span.enter();
                 match job.name() {
                     JOB_PLAN => {
-                        let id = job.data().get("job").and_then(|j| j.as_str()).unwrap_or_default().to_string();
+                        let id = job
+                            .data()
+                            .get("job")
+                            .and_then(|j| j.as_str())
+                            .unwrap_or_default()
+                            .to_string();
                         shared.plan(&id).await
                     }
                     JOB_BATCH => shared.batch(&job, &token).await,
@@ -228,16 +305,24 @@ impl RunningWorker {
             tokio::spawn(async move {
                 while let Some(ev) = w.next_event().await {
                     match ev {
-                        WorkerEvent::Failed { job_id, error } => tracing::warn!(job_id, error, "job attempt failed"),
+                        WorkerEvent::Failed { job_id, error } => {
+                            tracing::warn!(job_id, error, "job attempt failed")
+                        }
                         WorkerEvent::Error(e) => tracing::warn!(error = e, "worker error"),
-                        WorkerEvent::Stalled { job_id } => tracing::warn!(job_id, "stalled job recovered"),
+                        WorkerEvent::Stalled { job_id } => {
+                            tracing::warn!(job_id, "stalled job recovered")
+                        }
                         WorkerEvent::Closed => break,
                         _ => {}
                     }
                 }
             })
         };
-        Ok(Self { worker, grace: settings.shutdown_grace, events })
+        Ok(Self {
+            worker,
+            grace: settings.shutdown_grace,
+            events,
+        })
     }
 
     /// Stops fetching and waits up to the grace for in-flight jobs.

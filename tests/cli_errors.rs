@@ -5,11 +5,21 @@ use std::process::Command;
 fn rfpq(args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rfpq"))
         .args(args)
-        .env("RFPQ_REDIS_URL", std::env::var("RFPQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()))
-        .env("RFPQ_PREFIX", format!("{{rfpq-test-cli-{}}}", uuid::Uuid::now_v7().simple()))
+        .env(
+            "RFPQ_REDIS_URL",
+            std::env::var("RFPQ_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        )
+        .env(
+            "RFPQ_PREFIX",
+            format!("{{rfpq-test-cli-{}}}", uuid::Uuid::now_v7().simple()),
+        )
         .output()
         .expect("binary runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -26,7 +36,8 @@ fn submit_refuses_a_text_file_with_one_clear_line() {
 #[test]
 fn submit_refuses_a_truncated_workbook_with_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let real = std::fs::read("fixtures/azure-review-checklists/security_checklist.en.xlsx").unwrap();
+    let real =
+        std::fs::read("fixtures/azure-review-checklists/security_checklist.en.xlsx").unwrap();
     let f = tmp.path().join("truncated.xlsx");
     std::fs::write(&f, &real[..real.len() / 3]).unwrap();
     let (code, err) = rfpq(&["submit", f.to_str().unwrap()]);

@@ -12,16 +12,25 @@ fn demo_fills_every_question_and_changes_nothing_else() {
     let out = tmp.path().join("demo");
     let status = Command::new(env!("CARGO_BIN_EXE_rfpq"))
         .args(["demo", "--out", out.to_str().unwrap()])
-        .env("RFPQ_REDIS_URL", std::env::var("RFPQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()))
-        .env("RFPQ_PREFIX", format!("{{rfpq-test-demo-{}}}", uuid::Uuid::now_v7().simple()))
+        .env(
+            "RFPQ_REDIS_URL",
+            std::env::var("RFPQ_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        )
+        .env(
+            "RFPQ_PREFIX",
+            format!("{{rfpq-test-demo-{}}}", uuid::Uuid::now_v7().simple()),
+        )
         // No Ollama in tests: point it at a closed port so the embedded model answers.
         .env("RFPQ_OLLAMA_URL", "http://127.0.0.1:9")
         .status()
         .expect("rfpq demo runs");
     assert!(status.success());
 
-    let original = std::fs::read("fixtures/azure-review-checklists/datasecurity_checklist.en.xlsx").unwrap();
-    let filled = std::fs::read(out.join("datasecurity_checklist.en.filled.xlsx")).expect("filled file written");
+    let original =
+        std::fs::read("fixtures/azure-review-checklists/datasecurity_checklist.en.xlsx").unwrap();
+    let filled = std::fs::read(out.join("datasecurity_checklist.en.filled.xlsx"))
+        .expect("filled file written");
     assert!(out.join("datasecurity_checklist.en.review.xlsx").exists());
 
     let plan = rfpq::workbook::detect::inspect(&original).unwrap();
@@ -33,17 +42,32 @@ fn demo_fills_every_question_and_changes_nothing_else() {
     let range = book.worksheet_range("Checklist").unwrap();
     for q in &questions {
         for slot in &q.slots {
-            let v = range.get_value((slot.cell.row, slot.cell.col)).cloned().unwrap_or(Data::Empty);
+            let v = range
+                .get_value((slot.cell.row, slot.cell.col))
+                .cloned()
+                .unwrap_or(Data::Empty);
             let text = v.to_string();
-            assert!(!text.trim().is_empty(), "row {} cell {} is empty", q.row, slot.cell);
+            assert!(
+                !text.trim().is_empty(),
+                "row {} cell {} is empty",
+                q.row,
+                slot.cell
+            );
             if !slot.choices.is_empty() {
-                assert!(slot.choices.contains(&text), "row {}: {text:?} is not a legal choice", q.row);
+                assert!(
+                    slot.choices.contains(&text),
+                    "row {}: {text:?} is not a legal choice",
+                    q.row
+                );
             }
         }
     }
 
     // Everything outside the answer cells is byte-identical.
-    let declared: Vec<_> = questions.iter().flat_map(|q| q.slots.iter().map(move |s| (q.sheet.clone(), s.cell))).collect();
+    let declared: Vec<_> = questions
+        .iter()
+        .flat_map(|q| q.slots.iter().map(move |s| (q.sheet.clone(), s.cell)))
+        .collect();
     let diffs = rfpq::workbook::verify::verify(&original, &filled, &declared).unwrap();
     assert!(diffs.is_empty(), "changes outside answer cells: {diffs:?}");
 }

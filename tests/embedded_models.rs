@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use rfpq::models::{default_model_dir, minilm_dir, smollm2_gguf};
 use rfpq::router::embedded::{
-    EmbeddedChat, EmbeddedCompletion, EmbeddedEmbedder, EmbeddedError, EmbeddedRequest, load_gguf_tokenizer,
+    EmbeddedChat, EmbeddedCompletion, EmbeddedEmbedder, EmbeddedError, EmbeddedRequest,
+    load_gguf_tokenizer,
 };
 use rfpq::router::types::ChatMessage;
 use serde_json::{Value, json};
 
-const SETUP_HINT: &str = "model files missing: run scripts/setup.sh (or set RFPQ_MODEL_DIR to the unpacked models)";
+const SETUP_HINT: &str =
+    "model files missing: run scripts/setup.sh (or set RFPQ_MODEL_DIR to the unpacked models)";
 
 fn gguf_path() -> PathBuf {
     smollm2_gguf(&default_model_dir())
@@ -69,14 +71,23 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn minilm_reproduces_published_similarities() {
     let emb = embedder();
-    let texts: Vec<String> = ["The new movie is awesome", "The new movie is so great", "A man is playing guitar", "A woman watches TV"]
-        .map(String::from)
-        .to_vec();
+    let texts: Vec<String> = [
+        "The new movie is awesome",
+        "The new movie is so great",
+        "A man is playing guitar",
+        "A woman watches TV",
+    ]
+    .map(String::from)
+    .to_vec();
     let v = emb.embed(&texts).expect("embed");
     let movie = cosine(&v[0], &v[1]);
     let unrelated = cosine(&v[2], &v[3]);
     assert_eq!(format!("{movie:.3}"), "0.894", "movie pair cosine {movie}");
-    assert_eq!(format!("{unrelated:.3}"), "-0.033", "guitar/TV cosine {unrelated}");
+    assert_eq!(
+        format!("{unrelated:.3}"),
+        "-0.033",
+        "guitar/TV cosine {unrelated}"
+    );
 }
 
 #[test]
@@ -86,7 +97,12 @@ fn minilm_vectors_are_unit_and_batch_independent() {
     assert_eq!(emb.dimensions(), 384);
     // 40 texts of varied length: two internal batches, with padding.
     let texts: Vec<String> = (0..40)
-        .map(|i| format!("Question {i}: do you {} encrypt backups at rest?", "really ".repeat(i % 7)))
+        .map(|i| {
+            format!(
+                "Question {i}: do you {} encrypt backups at rest?",
+                "really ".repeat(i % 7)
+            )
+        })
         .collect();
     let started = Instant::now();
     let batch = emb.embed(&texts).expect("embed batch");
@@ -97,7 +113,11 @@ fn minilm_vectors_are_unit_and_batch_independent() {
         assert_eq!(single[0].len(), 384);
         let norm: f32 = single[0].iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
-        let diff = single[0].iter().zip(&batch[i]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let diff = single[0]
+            .iter()
+            .zip(&batch[i])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(diff < 1e-4, "text {i}: batch vs single differ by {diff}");
     }
     assert!(emb.embed(&[]).expect("empty").is_empty());
@@ -106,8 +126,15 @@ fn minilm_vectors_are_unit_and_batch_independent() {
 #[test]
 fn smollm_tokenizer_matches_reference_ids_and_round_trips() {
     let chat = base_chat();
-    assert_eq!(chat.tokenize("<|im_start|>system\n").unwrap(), vec![1, 9690, 198]);
-    assert_eq!(chat.tokenize("Hello").unwrap(), vec![19556], "no prefix space (ĠHello would be 38699)");
+    assert_eq!(
+        chat.tokenize("<|im_start|>system\n").unwrap(),
+        vec![1, 9690, 198]
+    );
+    assert_eq!(
+        chat.tokenize("Hello").unwrap(),
+        vec![19556],
+        "no prefix space (ĠHello would be 38699)"
+    );
     let s = "Mixed: 12345 digits, punctuation!?; accents ça, naïve, Ünïcödé — CJK 你好世界, emoji 🙂 and\ttabs\n";
     let ids = chat.tokenize(s).unwrap();
     assert_eq!(chat.detokenize(&ids).unwrap(), s);
@@ -122,7 +149,11 @@ fn smollm_tokenizer_matches_reference_ids_and_round_trips() {
 fn constrained(chat: &mut EmbeddedChat, q: &str) -> EmbeddedCompletion {
     let msgs = question(q);
     let schema = answer_schema();
-    let req = EmbeddedRequest { messages: &msgs, max_tokens: 96, json_schema: Some(&schema) };
+    let req = EmbeddedRequest {
+        messages: &msgs,
+        max_tokens: 96,
+        json_schema: Some(&schema),
+    };
     chat.complete(&req).expect("complete")
 }
 
@@ -130,9 +161,15 @@ fn check_answer(text: &str) -> (String, String) {
     let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     let obj = v.as_object().expect("object");
     assert_eq!(obj.len(), 2, "{text}");
-    let choice = obj["choice"].as_str().expect("choice is a string").to_string();
+    let choice = obj["choice"]
+        .as_str()
+        .expect("choice is a string")
+        .to_string();
     assert!(["Yes", "No", "N/A"].contains(&choice.as_str()), "{text}");
-    let explanation = obj["explanation"].as_str().expect("explanation is a string").to_string();
+    let explanation = obj["explanation"]
+        .as_str()
+        .expect("explanation is a string")
+        .to_string();
     assert!(explanation.chars().count() <= 300);
     (choice, explanation)
 }
@@ -145,7 +182,10 @@ fn constrained_completion_satisfies_the_schema() {
     let started = Instant::now();
     let c = constrained(&mut chat, "Is customer data encrypted at rest?");
     let elapsed = started.elapsed();
-    eprintln!("constrained answer in {elapsed:?}: prompt {} tokens, {} answer tokens: {}", c.prompt_tokens, c.eval_tokens, c.text);
+    eprintln!(
+        "constrained answer in {elapsed:?}: prompt {} tokens, {} answer tokens: {}",
+        c.prompt_tokens, c.eval_tokens, c.text
+    );
     let (_, explanation) = check_answer(&c.text);
     assert!(!explanation.is_empty());
     assert!(!c.truncated);
@@ -158,28 +198,53 @@ fn constrained_completion_satisfies_the_schema() {
         "count":{"type":"integer"},
         "note":{"type":"string","minLength":1,"maxLength":20}},
         "required":["kind","note","score","count"]});
-    let msgs = vec![ChatMessage::user("Rate our encryption from 1 to 10 and count the regions (2).")];
+    let msgs = vec![ChatMessage::user(
+        "Rate our encryption from 1 to 10 and count the regions (2).",
+    )];
     for max_tokens in [0, 40] {
-        let req = EmbeddedRequest { messages: &msgs, max_tokens, json_schema: Some(&schema) };
+        let req = EmbeddedRequest {
+            messages: &msgs,
+            max_tokens,
+            json_schema: Some(&schema),
+        };
         let c = chat.complete(&req).expect("complete");
-        let v: Value = serde_json::from_str(&c.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", c.text));
+        let v: Value =
+            serde_json::from_str(&c.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", c.text));
         assert_eq!(v["kind"], "answer");
         assert!(v["score"].is_number() && v["count"].is_i64(), "{}", c.text);
         let note = v["note"].as_str().unwrap();
         assert!((1..=20).contains(&note.chars().count()), "{}", c.text);
-        assert!(c.text.starts_with("{\"kind\": \"answer\", \"note\": "), "required order: {}", c.text);
+        assert!(
+            c.text.starts_with("{\"kind\": \"answer\", \"note\": "),
+            "required order: {}",
+            c.text
+        );
     }
 }
 
 #[test]
 fn plain_completion_stops_and_counts() {
     let mut chat = base_chat().fork();
-    let msgs = vec![ChatMessage::user("What is the capital of France? Answer in one word.")];
-    let c = chat.complete(&EmbeddedRequest { messages: &msgs, max_tokens: 16, json_schema: None }).unwrap();
+    let msgs = vec![ChatMessage::user(
+        "What is the capital of France? Answer in one word.",
+    )];
+    let c = chat
+        .complete(&EmbeddedRequest {
+            messages: &msgs,
+            max_tokens: 16,
+            json_schema: None,
+        })
+        .unwrap();
     eprintln!("plain: {:?}", c.text);
     assert!(c.text.contains("Paris"), "{}", c.text);
     assert!(c.eval_tokens >= 1 && c.eval_tokens <= 16);
-    let c = chat.complete(&EmbeddedRequest { messages: &msgs, max_tokens: 0, json_schema: None }).unwrap();
+    let c = chat
+        .complete(&EmbeddedRequest {
+            messages: &msgs,
+            max_tokens: 0,
+            json_schema: None,
+        })
+        .unwrap();
     assert_eq!((c.text.as_str(), c.eval_tokens), ("", 0));
 }
 
@@ -200,7 +265,10 @@ fn prefix_reuse_gives_the_same_output_as_a_cold_instance() {
     let started = Instant::now();
     let cold_second = constrained(&mut cold, "Is data stored outside the EU?");
     let cold_time = started.elapsed();
-    eprintln!("reused {reused}/{} prompt tokens: warm {warm_time:?}, cold {cold_time:?}", second.prompt_tokens);
+    eprintln!(
+        "reused {reused}/{} prompt tokens: warm {warm_time:?}, cold {cold_time:?}",
+        second.prompt_tokens
+    );
     assert_eq!(second, cold_second);
 
     // Identical request again: everything but the last prompt token comes from the cache.
@@ -209,8 +277,15 @@ fn prefix_reuse_gives_the_same_output_as_a_cold_instance() {
     assert_eq!(warm.last_reused_tokens(), again.prompt_tokens as usize);
 
     // A different system prompt gets its own snapshot; the first one is kept.
-    let other = vec![ChatMessage::system("You are terse."), ChatMessage::user("Name a colour.")];
-    let req = EmbeddedRequest { messages: &other, max_tokens: 8, json_schema: None };
+    let other = vec![
+        ChatMessage::system("You are terse."),
+        ChatMessage::user("Name a colour."),
+    ];
+    let req = EmbeddedRequest {
+        messages: &other,
+        max_tokens: 8,
+        json_schema: None,
+    };
     let plain_warm = warm.complete(&req).unwrap();
     let plain_cold = base_chat().fork().complete(&req).unwrap();
     assert_eq!(plain_warm, plain_cold);
@@ -222,7 +297,10 @@ fn prefix_reuse_gives_the_same_output_as_a_cold_instance() {
 #[test]
 fn two_instances_run_on_two_threads() {
     let q = ["Do you encrypt backups?", "Do you review access quarterly?"];
-    let sequential: Vec<String> = q.iter().map(|q| constrained(&mut base_chat().fork(), q).text).collect();
+    let sequential: Vec<String> = q
+        .iter()
+        .map(|q| constrained(&mut base_chat().fork(), q).text)
+        .collect();
     let parallel: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = q
             .iter()
@@ -231,7 +309,10 @@ fn two_instances_run_on_two_threads() {
                 s.spawn(move || constrained(&mut chat, q).text)
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
     });
     assert_eq!(sequential, parallel);
 }
@@ -241,30 +322,64 @@ fn long_prompts_are_clamped_to_the_context() {
     let mut chat = base_chat().fork();
     chat.set_context_limit(256);
     assert_eq!(chat.context_length(), 256);
-    let filler = "Our policies cover encryption, access control, logging and incident response. ".repeat(60);
-    let msgs = vec![ChatMessage::system("Answer briefly."), ChatMessage::user(format!("{filler}\nQuestion: Do you log access?"))];
+    let filler =
+        "Our policies cover encryption, access control, logging and incident response. ".repeat(60);
+    let msgs = vec![
+        ChatMessage::system("Answer briefly."),
+        ChatMessage::user(format!("{filler}\nQuestion: Do you log access?")),
+    ];
     let schema = answer_schema();
-    let req = EmbeddedRequest { messages: &msgs, max_tokens: 48, json_schema: Some(&schema) };
+    let req = EmbeddedRequest {
+        messages: &msgs,
+        max_tokens: 48,
+        json_schema: Some(&schema),
+    };
     let c = chat.complete(&req).expect("clamped completion");
     assert!(c.truncated);
-    assert!(c.prompt_tokens as usize + 48 <= 256, "prompt {}", c.prompt_tokens);
+    assert!(
+        c.prompt_tokens as usize + 48 <= 256,
+        "prompt {}",
+        c.prompt_tokens
+    );
     check_answer(&c.text);
 
     // Nothing left to cut (only a system message) is an error, not a silent truncation.
     let msgs = vec![ChatMessage::system(filler)];
-    let err = chat.complete(&EmbeddedRequest { messages: &msgs, max_tokens: 8, json_schema: None }).unwrap_err();
-    assert!(matches!(err, EmbeddedError::ContextOverflow { .. }), "{err}");
+    let err = chat
+        .complete(&EmbeddedRequest {
+            messages: &msgs,
+            max_tokens: 8,
+            json_schema: None,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, EmbeddedError::ContextOverflow { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsupported_schema_and_bad_requests_are_errors() {
     let mut chat = base_chat().fork();
     let msgs = question("Anything?");
-    let schema = json!({"type":"object","properties":{"items":{"type":"array","items":{"type":"string"}}}});
-    let err = chat.complete(&EmbeddedRequest { messages: &msgs, max_tokens: 8, json_schema: Some(&schema) }).unwrap_err();
+    let schema =
+        json!({"type":"object","properties":{"items":{"type":"array","items":{"type":"string"}}}});
+    let err = chat
+        .complete(&EmbeddedRequest {
+            messages: &msgs,
+            max_tokens: 8,
+            json_schema: Some(&schema),
+        })
+        .unwrap_err();
     assert!(matches!(err, EmbeddedError::UnsupportedSchema(_)), "{err}");
     assert!(err.to_string().contains("items"), "{err}");
-    let err = chat.complete(&EmbeddedRequest { messages: &[], max_tokens: 8, json_schema: None }).unwrap_err();
+    let err = chat
+        .complete(&EmbeddedRequest {
+            messages: &[],
+            max_tokens: 8,
+            json_schema: None,
+        })
+        .unwrap_err();
     assert!(matches!(err, EmbeddedError::InvalidRequest(_)), "{err}");
 }
 
@@ -274,10 +389,20 @@ fn missing_model_files_give_a_clear_error() {
     let err = EmbeddedChat::load(&missing).err().expect("must fail");
     assert!(matches!(err, EmbeddedError::ModelNotFound { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains(&missing.display().to_string()) && msg.contains("run scripts/setup.sh or set RFPQ_MODEL_DIR"), "{msg}");
+    assert!(
+        msg.contains(&missing.display().to_string())
+            && msg.contains("run scripts/setup.sh or set RFPQ_MODEL_DIR"),
+        "{msg}"
+    );
 
-    let err = EmbeddedEmbedder::load(&PathBuf::from("/nonexistent/minilm")).err().expect("must fail");
-    assert!(err.to_string().contains("/nonexistent/minilm/config.json") && err.to_string().contains("scripts/setup.sh"), "{err}");
+    let err = EmbeddedEmbedder::load(&PathBuf::from("/nonexistent/minilm"))
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string().contains("/nonexistent/minilm/config.json")
+            && err.to_string().contains("scripts/setup.sh"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -14,12 +14,19 @@ async fn wait_final(queue: &RfpQueue, id: &str, limit: Duration) -> rfpq::queue:
     let mut last_done = 0;
     loop {
         let st = queue.status(id).await.expect("status");
-        assert!(st.rows_done >= last_done, "progress went backwards: {} < {last_done}", st.rows_done);
+        assert!(
+            st.rows_done >= last_done,
+            "progress went backwards: {} < {last_done}",
+            st.rows_done
+        );
         last_done = st.rows_done;
         if st.state.is_final() {
             return st;
         }
-        assert!(started.elapsed() < limit, "job {id} did not finish within {limit:?}: {st:?}");
+        assert!(
+            started.elapsed() < limit,
+            "job {id} did not finish within {limit:?}: {st:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -41,34 +48,60 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
     std::fs::write(&path, &original).unwrap();
 
     let cfg = QueueConfig::new(common::redis_url(), common::prefix("flow"));
-    let queue = RfpQueue::connect(cfg.clone()).await.expect("redis is reachable");
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2).await.expect("submit");
+    let queue = RfpQueue::connect(cfg.clone())
+        .await
+        .expect("redis is reachable");
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
+        .await
+        .expect("submit");
     assert_eq!(queue.status(&id).await.unwrap().state, JobPhase::Queued);
 
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default()).await.expect("worker starts");
+    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
+        .await
+        .expect("worker starts");
     let st = wait_final(&queue, &id, Duration::from_secs(600)).await;
     worker.shutdown().await.unwrap();
 
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");
     assert_eq!((st.rows_total, st.rows_done, st.rows_failed), (5, 5, 0));
 
-    let filled = queue.result(&id, false).await.unwrap().expect("filled workbook stored");
-    let review = queue.result(&id, true).await.unwrap().expect("review workbook stored");
+    let filled = queue
+        .result(&id, false)
+        .await
+        .unwrap()
+        .expect("filled workbook stored");
+    let review = queue
+        .result(&id, true)
+        .await
+        .unwrap()
+        .expect("review workbook stored");
     let mut book = Xlsx::new(Cursor::new(filled.clone())).expect("filled file opens");
     let range = book.worksheet_range("Security").unwrap();
     for row in 1..=questions.len() as u32 {
-        let answer = range.get_value((row, 2)).map(|v| v.to_string()).unwrap_or_default();
-        assert!(["Yes", "No", "N/A"].contains(&answer.as_str()), "row {row}: illegal answer {answer:?}");
+        let answer = range
+            .get_value((row, 2))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        assert!(
+            ["Yes", "No", "N/A"].contains(&answer.as_str()),
+            "row {row}: illegal answer {answer:?}"
+        );
     }
     let mut review_book = Xlsx::new(Cursor::new(review)).expect("review file opens");
     assert!(review_book.sheet_names().iter().any(|s| s == "Review"));
     let review_rows = review_book.worksheet_range("Review").unwrap().height();
-    assert_eq!(review_rows, questions.len() + 1, "one review row per question plus the header");
+    assert_eq!(
+        review_rows,
+        questions.len() + 1,
+        "one review row per question plus the header"
+    );
 
     // Nothing but the answer cells changed.
     let plan = rfpq::workbook::detect::inspect(&original).unwrap();
-    let declared: Vec<(String, rfpq::workbook::CellRef)> =
-        plan.questions().flat_map(|q| q.slots.iter().map(move |s| (q.sheet.clone(), s.cell))).collect();
+    let declared: Vec<(String, rfpq::workbook::CellRef)> = plan
+        .questions()
+        .flat_map(|q| q.slots.iter().map(move |s| (q.sheet.clone(), s.cell)))
+        .collect();
     let diffs = rfpq::workbook::verify::verify(&original, &filled, &declared).unwrap();
     assert!(diffs.is_empty(), "changes outside answer cells: {diffs:?}");
 }
@@ -76,15 +109,25 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
     let cfg = QueueConfig::new(common::redis_url(), common::prefix("corrupt"));
-    let queue = RfpQueue::connect(cfg.clone()).await.expect("redis is reachable");
+    let queue = RfpQueue::connect(cfg.clone())
+        .await
+        .expect("redis is reachable");
     let good = common::questionnaire(&["Is data encrypted in transit?"]);
     let truncated = &good[..good.len() / 2];
     // Enqueued raw, bypassing the producer's validation, as a hostile producer could.
-    let bad_id = queue.submit("broken.xlsx", truncated, None, 10).await.unwrap();
-    let text_id = queue.submit("notes.xlsx", b"id,question\n1,Do you?\n", None, 10).await.unwrap();
+    let bad_id = queue
+        .submit("broken.xlsx", truncated, None, 10)
+        .await
+        .unwrap();
+    let text_id = queue
+        .submit("notes.xlsx", b"id,question\n1,Do you?\n", None, 10)
+        .await
+        .unwrap();
     let good_id = queue.submit("good.xlsx", &good, None, 10).await.unwrap();
 
-    let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default()).await.unwrap();
+    let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
+        .await
+        .unwrap();
     let bad = wait_final(&queue, &bad_id, Duration::from_secs(120)).await;
     let text = wait_final(&queue, &text_id, Duration::from_secs(120)).await;
     let ok = wait_final(&queue, &good_id, Duration::from_secs(300)).await;
@@ -92,7 +135,10 @@ async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
 
     assert_eq!(bad.state, JobPhase::Failed);
     let reason = bad.reason.unwrap_or_default();
-    assert!(reason.contains("damaged") || reason.contains("truncated"), "reason: {reason}");
+    assert!(
+        reason.contains("damaged") || reason.contains("truncated"),
+        "reason: {reason}"
+    );
     assert_eq!(text.state, JobPhase::Failed);
     assert!(text.reason.unwrap_or_default().contains("not a workbook"));
     assert_eq!(ok.state, JobPhase::Completed, "{ok:?}");

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 fn router(yaml: &str) -> Router {
-    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses")).expect("router builds")
+    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses"))
+        .expect("router builds")
 }
 
 fn config(ollama: &str, openai: &str) -> String {
@@ -26,13 +27,26 @@ fn config(ollama: &str, openai: &str) -> String {
 
 #[tokio::test]
 async fn ollama_answers_first_with_the_native_wire_format() {
-    let ollama = stub::start(HashMap::from([("/api/chat", stub::ollama_chat(r#"{"status":"Yes"}"#))])).await;
+    let ollama = stub::start(HashMap::from([(
+        "/api/chat",
+        stub::ollama_chat(r#"{"status":"Yes"}"#),
+    )]))
+    .await;
     let r = router(&config(&ollama.url(), "http://127.0.0.1:9"));
     let schema = serde_json::json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["Yes", "No"]}}});
-    let (reply, record) =
-        r.chat(Task::Answer, &[ChatMessage::user("Do you encrypt data?")], Some(&schema)).await.unwrap();
+    let (reply, record) = r
+        .chat(
+            Task::Answer,
+            &[ChatMessage::user("Do you encrypt data?")],
+            Some(&schema),
+        )
+        .await
+        .unwrap();
     assert_eq!(reply.text, r#"{"status":"Yes"}"#);
-    assert_eq!((record.provider.as_str(), record.model.as_str()), ("ollama", "qwen2.5:7b"));
+    assert_eq!(
+        (record.provider.as_str(), record.model.as_str()),
+        ("ollama", "qwen2.5:7b")
+    );
     assert_eq!((record.attempts, record.fallback_used), (1, false));
     assert_eq!((record.prompt_tokens, record.eval_tokens), (34, 12));
     let (path, body) = &ollama.requests()[0];
@@ -49,10 +63,17 @@ async fn ollama_answers_first_with_the_native_wire_format() {
 async fn missing_model_falls_through_to_the_next_target_and_cools_down() {
     let ollama = stub::start(HashMap::from([(
         "/api/chat",
-        Reply::json(404, serde_json::json!({"error": "model 'qwen2.5:7b' not found"})),
+        Reply::json(
+            404,
+            serde_json::json!({"error": "model 'qwen2.5:7b' not found"}),
+        ),
     )]))
     .await;
-    let openai = stub::start(HashMap::from([("/v1/chat/completions", stub::openai_chat("fallback answer"))])).await;
+    let openai = stub::start(HashMap::from([(
+        "/v1/chat/completions",
+        stub::openai_chat("fallback answer"),
+    )]))
+    .await;
     let r = router(&config(&ollama.url(), &openai.url()));
     let msgs = [ChatMessage::user("hello")];
     let (reply, record) = r.chat(Task::Answer, &msgs, None).await.unwrap();
@@ -60,7 +81,11 @@ async fn missing_model_falls_through_to_the_next_target_and_cools_down() {
     assert_eq!(record.provider, "lmstudio");
     assert!(record.fallback_used);
     assert_eq!(record.attempts, 2);
-    assert!(record.skipped[0].contains("model 'qwen2.5:7b' not found"), "{:?}", record.skipped);
+    assert!(
+        record.skipped[0].contains("model 'qwen2.5:7b' not found"),
+        "{:?}",
+        record.skipped
+    );
     let sent = &openai.requests()[0].1;
     assert_eq!(sent["model"], "qwen2.5-7b-instruct");
     assert_eq!(sent["max_tokens"], 77);
@@ -68,7 +93,11 @@ async fn missing_model_falls_through_to_the_next_target_and_cools_down() {
     // The missing model is now cooling down: the next call goes straight to the fallback.
     let (_, record) = r.chat(Task::Answer, &msgs, None).await.unwrap();
     assert_eq!(record.attempts, 1);
-    assert_eq!(ollama.requests().len(), 1, "a cooling target must not be called");
+    assert_eq!(
+        ollama.requests().len(),
+        1,
+        "a cooling target must not be called"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +108,10 @@ async fn connection_refused_and_server_errors_fall_through_and_all_failures_are_
     )]))
     .await;
     let r = router(&config("http://127.0.0.1:9", &broken.url()));
-    let err = r.chat(Task::Answer, &[ChatMessage::user("hi")], None).await.unwrap_err();
+    let err = r
+        .chat(Task::Answer, &[ChatMessage::user("hi")], None)
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("ollama:qwen2.5:7b: unreachable"), "{text}");
     assert!(text.contains("HTTP 500") && text.contains("boom"), "{text}");
@@ -89,15 +121,21 @@ async fn connection_refused_and_server_errors_fall_through_and_all_failures_are_
 async fn embeddings_use_ollama_api_embed_with_a_batch() {
     let ollama = stub::start(HashMap::from([(
         "/api/embed",
-        Reply::json(200, serde_json::json!({"model": "all-minilm", "embeddings": [[0.6, 0.8], [1.0, 0.0]],
-            "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8})),
+        Reply::json(
+            200,
+            serde_json::json!({"model": "all-minilm", "embeddings": [[0.6, 0.8], [1.0, 0.0]],
+            "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8}),
+        ),
     )]))
     .await;
     let r = router(&config(&ollama.url(), "http://127.0.0.1:9"));
     let (v, record) = r.embed(&["a".to_string(), "b".to_string()]).await.unwrap();
     assert_eq!(v, vec![vec![0.6, 0.8], vec![1.0, 0.0]]);
     assert_eq!(record.model, "all-minilm");
-    assert_eq!(ollama.requests()[0].1["input"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        ollama.requests()[0].1["input"],
+        serde_json::json!(["a", "b"])
+    );
 }
 
 #[test]
@@ -106,6 +144,11 @@ fn local_only_policy_refuses_cloud_targets() {
                 task_models:\n  classify: cloud:gpt\n  answer: cloud:gpt\n  embed: embedded:all-minilm-l6-v2\n";
     let r = router(yaml);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let err = rt.block_on(r.chat(Task::Answer, &[ChatMessage::user("secret question")], None)).unwrap_err();
-    assert!(err.to_string().contains("local_only forbids cloud"), "{err}");
+    let err = rt
+        .block_on(r.chat(Task::Answer, &[ChatMessage::user("secret question")], None))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("local_only forbids cloud"),
+        "{err}"
+    );
 }

@@ -1,5 +1,4 @@
-//! Files that are not (safe) workbooks get a specific, user-readable error, never a panic,
-//! a hang or an unbounded allocation.
+//! Non-workbooks and hostile packages get a specific WorkbookError; no panic, hang or unbounded allocation.
 
 #[path = "support/workbook_util.rs"]
 mod util;

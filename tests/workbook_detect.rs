@@ -1,6 +1,4 @@
-//! Detection on synthetic workbooks that reproduce the traps of real questionnaires:
-//! a whole-sheet validation (N1:XFD1048576), defined-name / cross-sheet / x14 lists,
-//! formula cells, pre-filled answers, section banners, hidden and analyst sheets.
+//! Detection traps on synthetic workbooks (huge validation, named/x14 lists, formulas); not the real fixtures.
 
 #[path = "support/workbook_util.rs"]
 mod util;
@@ -10,6 +8,13 @@ use rfpq::workbook::{self, CellRef, CellWrite, ListSource, SlotKind};
 use rust_xlsxwriter::{DataValidation, Formula, Workbook};
 use std::io::Cursor;
 use util::*;
+
+/// (cell, kind, choices) of one slot.
+type Slot = (String, SlotKind, Vec<String>);
+/// (row, id, text, section, slots) of one detected question.
+type DetectedRow<'a> = (u32, Option<&'a str>, &'a str, Option<&'a str>, Vec<Slot>);
+/// (cell, choices) of one slot.
+type SlotChoices = (String, Vec<String>);
 
 fn c(a1: &str) -> CellRef {
     CellRef::parse(a1).expect("cell ref")
@@ -119,6 +124,7 @@ fn vendor_tab_traps() {
     assert!(vendor.is_formula(c("B8")) && vendor.is_formula(c("C7")) && vendor.is_formula(c("E5")));
 
     let q = workbook::detect(&pkg);
+    assert_eq!(workbook::inspect(&bytes).expect("inspect"), q);
     let plans: Vec<(&str, bool)> = q.sheets.iter().map(|s| (s.name.as_str(), s.fill)).collect();
     assert_eq!(
         plans,
@@ -138,13 +144,7 @@ fn vendor_tab_traps() {
     let vendor_plan = &q.sheets[0];
     assert_eq!(vendor_plan.header_row, Some(3));
 
-    let got: Vec<(
-        u32,
-        Option<&str>,
-        &str,
-        Option<&str>,
-        Vec<(String, SlotKind, Vec<String>)>,
-    )> = vendor_plan
+    let got: Vec<DetectedRow<'_>> = vendor_plan
         .questions
         .iter()
         .map(|r| {
@@ -295,7 +295,7 @@ fn x14_extension_lists_and_prefilled_defaults() {
     assert_eq!(x14.choices, ["Select…", "Yes", "No"]);
 
     let q = workbook::detect(&pkg);
-    let rows: Vec<(u32, Vec<(String, Vec<String>)>)> = q
+    let rows: Vec<(u32, Vec<SlotChoices>)> = q
         .questions()
         .map(|r| {
             (

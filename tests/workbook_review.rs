@@ -1,4 +1,4 @@
-//! The review workbook: content read back with calamine, layout checked in the package XML.
+//! The review workbook read back (calamine) and its layout checked in XML; not the customer's file.
 
 #[path = "support/workbook_util.rs"]
 mod util;

@@ -1,5 +1,4 @@
-//! Round trip on the four real Azure review checklists: detect → fill every slot → patch →
-//! prove (byte level, cell level and through calamine) that only the answer cells changed.
+//! Detect → fill → patch → verify on the four real Azure checklists; synthetic traps live in workbook_detect.
 
 #[path = "support/workbook_util.rs"]
 mod util;

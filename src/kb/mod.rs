@@ -65,7 +65,10 @@ pub enum KbError {
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> KbError {
-    KbError::Io { path: path.to_path_buf(), message: e.to_string() }
+    KbError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// An opened knowledge base.
@@ -85,7 +88,12 @@ pub struct IngestReport {
 }
 
 fn index_options(dimensions: usize) -> IndexOptions {
-    IndexOptions { dimensions, metric: MetricKind::Cos, quantization: ScalarKind::F32, ..Default::default() }
+    IndexOptions {
+        dimensions,
+        metric: MetricKind::Cos,
+        quantization: ScalarKind::F32,
+        ..Default::default()
+    }
 }
 
 /// Files under `root` that can be ingested, sorted for a stable result.
@@ -103,7 +111,10 @@ fn document_files(root: &Path) -> Result<Vec<PathBuf>, KbError> {
             if path.is_dir() {
                 stack.push(path);
             } else if matches!(
-                path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+                path.extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref(),
                 Some("md" | "markdown" | "txt")
             ) {
                 out.push(path);
@@ -123,7 +134,8 @@ pub fn chunk_document(source: &str, text: &str, first_id: u64) -> Vec<Chunk> {
         .filter_map(|start| {
             let line = text[start..].lines().next()?;
             let level = line.chars().take_while(|c| *c == '#').count();
-            (level > 0 && line[level..].starts_with(' ')).then(|| (start, level, line[level..].trim().to_string()))
+            (level > 0 && line[level..].starts_with(' '))
+                .then(|| (start, level, line[level..].trim().to_string()))
         })
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -139,8 +151,14 @@ pub fn chunk_document(source: &str, text: &str, first_id: u64) -> Vec<Chunk> {
                 path.retain(|(l, _)| *l < *level);
                 path.push((*level, title.as_str()));
             }
-            let heading = (!path.is_empty()).then(|| path.iter().map(|(_, t)| *t).collect::<Vec<_>>().join(" > "));
-            Chunk { id: first_id + n as u64, source: source.to_string(), heading, text: chunk.to_string() }
+            let heading = (!path.is_empty())
+                .then(|| path.iter().map(|(_, t)| *t).collect::<Vec<_>>().join(" > "));
+            Chunk {
+                id: first_id + n as u64,
+                source: source.to_string(),
+                heading,
+                text: chunk.to_string(),
+            }
         })
         .collect()
 }
@@ -148,13 +166,19 @@ pub fn chunk_document(source: &str, text: &str, first_id: u64) -> Vec<Chunk> {
 /// The text that gets embedded for a chunk: heading path, then the chunk.
 fn embedding_text(c: &Chunk) -> String {
     match &c.heading {
-        Some(h) if !c.text.contains(h.rsplit(" > ").next().unwrap_or(h)) => format!("{h}\n{}", c.text),
+        Some(h) if !c.text.contains(h.rsplit(" > ").next().unwrap_or(h)) => {
+            format!("{h}\n{}", c.text)
+        }
         _ => c.text.clone(),
     }
 }
 
 /// Builds (or rebuilds) the KB at `kb_dir` from every document under `inputs`.
-pub async fn ingest(router: &Router, inputs: &[PathBuf], kb_dir: &Path) -> Result<IngestReport, KbError> {
+pub async fn ingest(
+    router: &Router,
+    inputs: &[PathBuf],
+    kb_dir: &Path,
+) -> Result<IngestReport, KbError> {
     let mut chunks = Vec::new();
     let mut sources = 0;
     for root in inputs {
@@ -169,7 +193,11 @@ pub async fn ingest(router: &Router, inputs: &[PathBuf], kb_dir: &Path) -> Resul
                     continue;
                 }
             };
-            let rel = file.strip_prefix(root).ok().filter(|r| !r.as_os_str().is_empty()).unwrap_or(&file);
+            let rel = file
+                .strip_prefix(root)
+                .ok()
+                .filter(|r| !r.as_os_str().is_empty())
+                .unwrap_or(&file);
             let name = rel.to_string_lossy().into_owned();
             let new = chunk_document(&name, &text, chunks.len() as u64);
             if !new.is_empty() {
@@ -184,39 +212,67 @@ pub async fn ingest(router: &Router, inputs: &[PathBuf], kb_dir: &Path) -> Resul
     let mut vectors = Vec::with_capacity(chunks.len());
     for batch in chunks.chunks(EMBED_BATCH) {
         let texts: Vec<String> = batch.iter().map(embedding_text).collect();
-        let (v, _) = router.embed(&texts).await.map_err(|e| KbError::Embed(e.to_string()))?;
+        let (v, _) = router
+            .embed(&texts)
+            .await
+            .map_err(|e| KbError::Embed(e.to_string()))?;
         vectors.extend(v);
     }
     let dimensions = vectors.first().map(Vec::len).unwrap_or(0);
-    let meta = KbMeta { format: 1, embed_model: router.embed_model(), dimensions, chunks: chunks.len(), sources };
+    let meta = KbMeta {
+        format: 1,
+        embed_model: router.embed_model(),
+        dimensions,
+        chunks: chunks.len(),
+        sources,
+    };
     let dir = kb_dir.to_path_buf();
-    let report =
-        IngestReport { sources, chunks: chunks.len(), embed_model: meta.embed_model.clone(), dimensions };
+    let report = IngestReport {
+        sources,
+        chunks: chunks.len(),
+        embed_model: meta.embed_model.clone(),
+        dimensions,
+    };
     tokio::task::spawn_blocking(move || write_kb(&dir, &meta, &chunks, &vectors))
         .await
         .map_err(|e| KbError::Index(e.to_string()))??;
     Ok(report)
 }
 
-fn write_kb(dir: &Path, meta: &KbMeta, chunks: &[Chunk], vectors: &[Vec<f32>]) -> Result<(), KbError> {
+fn write_kb(
+    dir: &Path,
+    meta: &KbMeta,
+    chunks: &[Chunk],
+    vectors: &[Vec<f32>],
+) -> Result<(), KbError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let index = Index::new(&index_options(meta.dimensions)).map_err(|e| KbError::Index(e.to_string()))?;
-    index.reserve(chunks.len()).map_err(|e| KbError::Index(e.to_string()))?;
+    let index =
+        Index::new(&index_options(meta.dimensions)).map_err(|e| KbError::Index(e.to_string()))?;
+    index
+        .reserve(chunks.len())
+        .map_err(|e| KbError::Index(e.to_string()))?;
     for (c, v) in chunks.iter().zip(vectors) {
-        index.add(c.id, v).map_err(|e| KbError::Index(e.to_string()))?;
+        index
+            .add(c.id, v)
+            .map_err(|e| KbError::Index(e.to_string()))?;
     }
     // Write to temporary names, then rename: a reader never sees a half-written KB.
     let tmp = |name: &str| dir.join(format!(".{name}.tmp"));
     let index_tmp = tmp(INDEX_FILE);
-    index.save(&index_tmp.to_string_lossy()).map_err(|e| KbError::Index(e.to_string()))?;
+    index
+        .save(&index_tmp.to_string_lossy())
+        .map_err(|e| KbError::Index(e.to_string()))?;
     let mut lines = String::new();
     for c in chunks {
         lines.push_str(&serde_json::to_string(c).map_err(|e| io_err(dir, e))?);
         lines.push('\n');
     }
     std::fs::write(tmp(CHUNKS_FILE), lines).map_err(|e| io_err(dir, e))?;
-    std::fs::write(tmp(META_FILE), serde_json::to_vec_pretty(meta).map_err(|e| io_err(dir, e))?)
-        .map_err(|e| io_err(dir, e))?;
+    std::fs::write(
+        tmp(META_FILE),
+        serde_json::to_vec_pretty(meta).map_err(|e| io_err(dir, e))?,
+    )
+    .map_err(|e| io_err(dir, e))?;
     for name in [INDEX_FILE, CHUNKS_FILE, META_FILE] {
         std::fs::rename(tmp(name), dir.join(name)).map_err(|e| io_err(dir, e))?;
     }
@@ -230,8 +286,9 @@ impl KnowledgeBase {
         if !meta_path.exists() {
             return Err(KbError::Missing(dir.to_path_buf()));
         }
-        let meta: KbMeta = serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| io_err(&meta_path, e))?)
-            .map_err(|e| io_err(&meta_path, e))?;
+        let meta: KbMeta =
+            serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| io_err(&meta_path, e))?)
+                .map_err(|e| io_err(&meta_path, e))?;
         let chunks_path = dir.join(CHUNKS_FILE);
         let chunks = std::fs::read_to_string(&chunks_path)
             .map_err(|e| io_err(&chunks_path, e))?
@@ -239,42 +296,78 @@ impl KnowledgeBase {
             .map(serde_json::from_str::<Chunk>)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| io_err(&chunks_path, e))?;
-        let index = Index::new(&index_options(meta.dimensions)).map_err(|e| KbError::Index(e.to_string()))?;
-        index.load(&dir.join(INDEX_FILE).to_string_lossy()).map_err(|e| KbError::Index(e.to_string()))?;
+        let index = Index::new(&index_options(meta.dimensions))
+            .map_err(|e| KbError::Index(e.to_string()))?;
+        index
+            .load(&dir.join(INDEX_FILE).to_string_lossy())
+            .map_err(|e| KbError::Index(e.to_string()))?;
         if index.size() != chunks.len() {
-            return Err(io_err(dir, format!("index has {} vectors but {} chunks", index.size(), chunks.len())));
+            return Err(io_err(
+                dir,
+                format!(
+                    "index has {} vectors but {} chunks",
+                    index.size(),
+                    chunks.len()
+                ),
+            ));
         }
-        Ok(Self { meta, chunks, index })
+        Ok(Self {
+            meta,
+            chunks,
+            index,
+        })
     }
 
     /// Refuses a router whose embedding model differs from the one the KB was built with.
     pub fn check_model(&self, router: &Router) -> Result<(), KbError> {
         let current = router.embed_model();
         if current != self.meta.embed_model {
-            return Err(KbError::ModelMismatch { built: self.meta.embed_model.clone(), current });
+            return Err(KbError::ModelMismatch {
+                built: self.meta.embed_model.clone(),
+                current,
+            });
         }
         Ok(())
     }
 
     /// Nearest chunks to an embedded query, best first; score is cosine similarity.
     pub fn search_vector(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, KbError> {
-        let found = self.index.search(query, k).map_err(|e| KbError::Index(e.to_string()))?;
+        let found = self
+            .index
+            .search(query, k)
+            .map_err(|e| KbError::Index(e.to_string()))?;
         Ok(found
             .keys
             .iter()
             .zip(&found.distances)
             .filter_map(|(key, d)| {
                 let c = self.chunks.get(*key as usize)?;
-                Some(Hit { score: 1.0 - d, source: c.source.clone(), heading: c.heading.clone(), text: c.text.clone() })
+                Some(Hit {
+                    score: 1.0 - d,
+                    source: c.source.clone(),
+                    heading: c.heading.clone(),
+                    text: c.text.clone(),
+                })
             })
             .collect())
     }
 
     /// Embeds `query` with the router and searches.
-    pub async fn search(&self, router: &Router, query: &str, k: usize) -> Result<Vec<Hit>, KbError> {
+    pub async fn search(
+        &self,
+        router: &Router,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<Hit>, KbError> {
         self.check_model(router)?;
-        let (v, _) = router.embed(&[query.to_string()]).await.map_err(|e| KbError::Embed(e.to_string()))?;
-        let v = v.into_iter().next().ok_or_else(|| KbError::Embed("no vector returned".into()))?;
+        let (v, _) = router
+            .embed(&[query.to_string()])
+            .await
+            .map_err(|e| KbError::Embed(e.to_string()))?;
+        let v = v
+            .into_iter()
+            .next()
+            .ok_or_else(|| KbError::Embed("no vector returned".into()))?;
         self.search_vector(&v, k)
     }
 }
@@ -290,6 +383,13 @@ mod tests {
         assert!(!chunks.is_empty());
         let last = chunks.last().unwrap();
         assert!(last.text.contains("14 characters"));
-        assert!(last.heading.as_deref().unwrap().starts_with("Access control"), "{:?}", last.heading);
+        assert!(
+            last.heading
+                .as_deref()
+                .unwrap()
+                .starts_with("Access control"),
+            "{:?}",
+            last.heading
+        );
     }
 }

@@ -13,8 +13,15 @@ pub enum RowKind {
     Instruction,
 }
 
-const INSTRUCTION_STARTS: &[&str] =
-    &["please complete", "please answer", "instructions", "note:", "end of standard", "copyright", "©"];
+const INSTRUCTION_STARTS: &[&str] = &[
+    "please complete",
+    "please answer",
+    "instructions",
+    "note:",
+    "end of standard",
+    "copyright",
+    "©",
+];
 
 /// Heuristic classification of a row the workbook engine offered as a question.
 pub fn classify(q: &QuestionRow) -> RowKind {
@@ -25,7 +32,10 @@ pub fn classify(q: &QuestionRow) -> RowKind {
     }
     let words = text.split_whitespace().count();
     // A short label without a question mark that ends with ':' or is in capitals is a header.
-    if words <= 4 && !text.contains('?') && (text.ends_with(':') || (text.len() > 3 && text == text.to_uppercase())) {
+    if words <= 4
+        && !text.contains('?')
+        && (text.ends_with(':') || (text.len() > 3 && text == text.to_uppercase()))
+    {
         return RowKind::Header;
     }
     RowKind::Question
@@ -36,16 +46,32 @@ mod tests {
     use super::*;
 
     fn row(text: &str) -> QuestionRow {
-        QuestionRow { sheet: "S".into(), row: 2, id: None, text: text.into(), section: None, slots: vec![] }
+        QuestionRow {
+            sheet: "S".into(),
+            row: 2,
+            id: None,
+            text: text.into(),
+            section: None,
+            slots: vec![],
+        }
     }
 
     #[test]
     fn statements_are_questions_and_banners_are_not() {
-        assert_eq!(classify(&row("Security Center/Defender enable in all subscriptions")), RowKind::Question);
-        assert_eq!(classify(&row("Do you encrypt data at rest?")), RowKind::Question);
+        assert_eq!(
+            classify(&row("Security Center/Defender enable in all subscriptions")),
+            RowKind::Question
+        );
+        assert_eq!(
+            classify(&row("Do you encrypt data at rest?")),
+            RowKind::Question
+        );
         assert_eq!(classify(&row("ACCESS CONTROL")), RowKind::Header);
         assert_eq!(classify(&row("Network:")), RowKind::Header);
         assert_eq!(classify(&row("End of Standard")), RowKind::Instruction);
-        assert_eq!(classify(&row("Please complete every yellow cell")), RowKind::Instruction);
+        assert_eq!(
+            classify(&row("Please complete every yellow cell")),
+            RowKind::Instruction
+        );
     }
 }

@@ -119,9 +119,18 @@ pub async fn answer_row(ctx: &PipelineContext, q: &QuestionRow) -> RowOutcome {
         None => vec![],
     };
     let schema = answer::answer_schema(&q.slots);
-    let budget = ctx.router.config().parameters(Task::Answer).evidence_chars.unwrap_or(answer::DEFAULT_EVIDENCE_CHARS);
+    let budget = ctx
+        .router
+        .config()
+        .parameters(Task::Answer)
+        .evidence_chars
+        .unwrap_or(answer::DEFAULT_EVIDENCE_CHARS);
     let messages = answer::prompt(q, &evidence, budget);
-    let (reply, record) = match ctx.router.chat(Task::Answer, &messages, Some(&schema)).await {
+    let (reply, record) = match ctx
+        .router
+        .chat(Task::Answer, &messages, Some(&schema))
+        .await
+    {
         Ok(r) => r,
         Err(e) => return out.failed(e.to_string()),
     };
@@ -137,10 +146,16 @@ pub async fn answer_row(ctx: &PipelineContext, q: &QuestionRow) -> RowOutcome {
     let mut all_choices_legal = true;
     for (slot, value) in q.slots.iter().zip(values) {
         match value {
-            Some(value) => out.values.push(SlotValue { cell: slot.cell, value }),
+            Some(value) => out.values.push(SlotValue {
+                cell: slot.cell,
+                value,
+            }),
             None if slot.kind == SlotKind::Choice => {
                 all_choices_legal = false;
-                notes.push(format!("{}: no legal value chosen, left empty", slot.header));
+                notes.push(format!(
+                    "{}: no legal value chosen, left empty",
+                    slot.header
+                ));
             }
             None => {}
         }
@@ -153,7 +168,11 @@ pub async fn answer_row(ctx: &PipelineContext, q: &QuestionRow) -> RowOutcome {
         })
         .collect();
     let top = evidence.first().map(|h| h.score).unwrap_or(0.0);
-    out.confidence = if evidence.is_empty() { 0.2 } else { top.clamp(0.0, 1.0) };
+    out.confidence = if evidence.is_empty() {
+        0.2
+    } else {
+        top.clamp(0.0, 1.0)
+    };
     if !all_choices_legal {
         out.confidence *= 0.5;
     }
@@ -181,7 +200,13 @@ pub struct Assembled {
 pub fn assemble(original: &[u8], outcomes: &[RowOutcome]) -> Result<Assembled, WorkbookError> {
     let writes: Vec<CellWrite> = outcomes
         .iter()
-        .flat_map(|o| o.values.iter().map(|v| CellWrite { sheet: o.sheet.clone(), cell: v.cell, value: v.value.clone() }))
+        .flat_map(|o| {
+            o.values.iter().map(|v| CellWrite {
+                sheet: o.sheet.clone(),
+                cell: v.cell,
+                value: v.value.clone(),
+            })
+        })
         .collect();
     let filled = crate::workbook::patch::patch(original, &writes)?;
     let rows: Vec<ReviewRow> = outcomes
@@ -189,10 +214,20 @@ pub fn assemble(original: &[u8], outcomes: &[RowOutcome]) -> Result<Assembled, W
         .filter(|o| o.kind == RowKind::Question)
         .map(|o| ReviewRow {
             sheet: o.sheet.clone(),
-            cells: o.values.iter().map(|v| v.cell.to_string()).collect::<Vec<_>>().join(", "),
+            cells: o
+                .values
+                .iter()
+                .map(|v| v.cell.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             id: o.id.clone(),
             question: o.question.clone(),
-            answers: o.values.iter().map(|v| v.value.clone()).collect::<Vec<_>>().join(" | "),
+            answers: o
+                .values
+                .iter()
+                .map(|v| v.value.clone())
+                .collect::<Vec<_>>()
+                .join(" | "),
             confidence: o.confidence,
             sources: o.sources.clone(),
             model: o.model.clone(),
@@ -250,15 +285,16 @@ pub async fn answer_all(
 ) -> Vec<RowOutcome> {
     let total = questions.len();
     let mut done = 0;
-    let mut results: Vec<(usize, RowOutcome)> = futures_util::stream::iter(questions.iter().enumerate())
-        .map(|(i, q)| async move { (i, answer_row(ctx, q).await) })
-        .buffer_unordered(parallel.max(1))
-        .inspect(|_| {
-            done += 1;
-            progress(done, total);
-        })
-        .collect()
-        .await;
+    let mut results: Vec<(usize, RowOutcome)> =
+        futures_util::stream::iter(questions.iter().enumerate())
+            .map(|(i, q)| async move { (i, answer_row(ctx, q).await) })
+            .buffer_unordered(parallel.max(1))
+            .inspect(|_| {
+                done += 1;
+                progress(done, total);
+            })
+            .collect()
+            .await;
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, o)| o).collect()
 }

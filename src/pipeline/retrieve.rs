@@ -19,7 +19,15 @@ pub fn query_text(q: &QuestionRow) -> String {
 }
 
 /// Evidence for one question, best first.
-pub async fn retrieve(kb: &KnowledgeBase, router: &Router, q: &QuestionRow) -> Result<Vec<Hit>, KbError> {
+pub async fn retrieve(
+    kb: &KnowledgeBase,
+    router: &Router,
+    q: &QuestionRow,
+) -> Result<Vec<Hit>, KbError> {
     let hits = kb.search(router, &query_text(q), MAX_SOURCES * 2).await?;
-    Ok(hits.into_iter().filter(|h| h.score >= MIN_SCORE).take(MAX_SOURCES).collect())
+    Ok(hits
+        .into_iter()
+        .filter(|h| h.score >= MIN_SCORE)
+        .take(MAX_SOURCES)
+        .collect())
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The tasks the pipeline routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Classify,
@@ -31,7 +33,9 @@ impl std::str::FromStr for Task {
             "classify" => Ok(Task::Classify),
             "answer" => Ok(Task::Answer),
             "embed" => Ok(Task::Embed),
-            other => Err(format!("unknown task '{other}' (expected classify, answer or embed)")),
+            other => Err(format!(
+                "unknown task '{other}' (expected classify, answer or embed)"
+            )),
         }
     }
 }
@@ -157,7 +161,10 @@ impl std::fmt::Display for Target {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read router config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid router config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid router config {path}: {message}")]
@@ -170,15 +177,20 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../config/llm_models.yaml");
 impl RouterConfig {
     /// Loads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
     /// The built-in default configuration.
     pub fn builtin() -> Self {
-        Self::parse(DEFAULT_CONFIG, Path::new("<built-in config/llm_models.yaml>"))
-            .expect("the built-in router config is valid (checked by tests)")
+        Self::parse(
+            DEFAULT_CONFIG,
+            Path::new("<built-in config/llm_models.yaml>"),
+        )
+        .expect("the built-in router config is valid (checked by tests)")
     }
 
     /// Parses and validates YAML text; `origin` names it in errors.
@@ -187,17 +199,26 @@ impl RouterConfig {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-        cfg.validate().map_err(|message| ConfigError::Invalid { path: origin.to_path_buf(), message })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: origin.to_path_buf(),
+            message,
+        })?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<(), String> {
         for (name, p) in &self.providers {
             if p.max_concurrency == 0 {
-                return Err(format!("providers.{name}.max_concurrency must be at least 1"));
+                return Err(format!(
+                    "providers.{name}.max_concurrency must be at least 1"
+                ));
             }
-            if p.kind != ProviderKind::Embedded && p.base_url.is_none() && p.base_url_env.is_none() {
-                return Err(format!("providers.{name}: base_url is required for kind {:?}", p.kind));
+            if p.kind != ProviderKind::Embedded && p.base_url.is_none() && p.base_url_env.is_none()
+            {
+                return Err(format!(
+                    "providers.{name}: base_url is required for kind {:?}",
+                    p.kind
+                ));
             }
         }
         for task in [Task::Classify, Task::Answer, Task::Embed] {
@@ -211,7 +232,11 @@ impl RouterConfig {
                         "task {}: target '{t}' names unknown provider '{}' (known: {})",
                         task.as_str(),
                         target.provider,
-                        self.providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                        self.providers
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ));
                 }
             }
@@ -257,9 +282,10 @@ impl RouterConfig {
 /// Splits `provider:model` at the first colon (model names may contain colons: `qwen2.5:7b`).
 pub fn parse_target(s: &str) -> Result<Target, String> {
     match s.split_once(':') {
-        Some((p, m)) if !p.is_empty() && !m.is_empty() => {
-            Ok(Target { provider: p.to_string(), model: m.to_string() })
-        }
+        Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok(Target {
+            provider: p.to_string(),
+            model: m.to_string(),
+        }),
         _ => Err(format!("target '{s}' must look like provider:model")),
     }
 }
@@ -279,24 +305,33 @@ mod tests {
     #[test]
     fn target_keeps_colons_in_model_names() {
         let t = parse_target("ollama:qwen2.5:7b").unwrap();
-        assert_eq!((t.provider.as_str(), t.model.as_str()), ("ollama", "qwen2.5:7b"));
+        assert_eq!(
+            (t.provider.as_str(), t.model.as_str()),
+            ("ollama", "qwen2.5:7b")
+        );
         assert!(parse_target("nocolon").is_err());
     }
 
     #[test]
     fn unknown_provider_and_unknown_field_are_rejected_with_names() {
         let bad = "providers:\n  embedded: {kind: embedded}\ntask_models:\n  classify: embedded:a\n  answer: nope:b\n  embed: embedded:c\n";
-        let e = RouterConfig::parse(bad, Path::new("x.yaml")).unwrap_err().to_string();
+        let e = RouterConfig::parse(bad, Path::new("x.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown provider 'nope'"), "{e}");
         let bad = "providers:\n  embedded: {kind: embedded, colour: red}\ntask_models: {}\n";
-        let e = RouterConfig::parse(bad, Path::new("x.yaml")).unwrap_err().to_string();
+        let e = RouterConfig::parse(bad, Path::new("x.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("colour"), "{e}");
     }
 
     #[test]
     fn embeddings_never_fall_back_to_another_model() {
         let bad = "providers:\n  embedded: {kind: embedded}\n  ollama: {kind: ollama, base_url: 'http://x'}\ntask_models:\n  classify: embedded:a\n  answer: embedded:a\n  embed: embedded:all-minilm-l6-v2\nfallback_strategy:\n  embed: [ollama:nomic-embed-text]\n";
-        let e = RouterConfig::parse(bad, Path::new("x.yaml")).unwrap_err().to_string();
+        let e = RouterConfig::parse(bad, Path::new("x.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("incompatible"), "{e}");
     }
 }

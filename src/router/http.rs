@@ -27,7 +27,11 @@ impl HttpProvider {
             .filter(|v| !v.is_empty())
             .or_else(|| cfg.base_url.clone())
             .ok_or_else(|| ProviderError::Permanent("no base_url configured".into()))?;
-        let api_key = cfg.api_key_env.as_ref().and_then(|v| std::env::var(v).ok()).filter(|k| !k.is_empty());
+        let api_key = cfg
+            .api_key_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|k| !k.is_empty());
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs_f64(cfg.connect_timeout_s))
             .timeout(Duration::from_secs_f64(cfg.timeout_s))
@@ -48,7 +52,10 @@ impl HttpProvider {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, ProviderError> {
-        let mut req = self.client.post(format!("{}{}", self.base_url, path)).json(body);
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base_url, path))
+            .json(body);
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key);
         }
@@ -66,28 +73,47 @@ impl HttpProvider {
         let v: Value = serde_json::from_str(&text)
             .map_err(|e| ProviderError::Transient(format!("malformed JSON response: {e}")))?;
         if let Some(err) = v.get("error") {
-            return Err(ProviderError::Transient(format!("error in response: {err}")));
+            return Err(ProviderError::Transient(format!(
+                "error in response: {err}"
+            )));
         }
         Ok(v)
     }
 
-    pub async fn chat(&self, model: &str, req: &ChatRequest<'_>) -> Result<ChatResponse, ProviderError> {
+    pub async fn chat(
+        &self,
+        model: &str,
+        req: &ChatRequest<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
         match self.kind {
             ProviderKind::Ollama => self.ollama_chat(model, req).await,
             _ => self.openai_chat(model, req).await,
         }
     }
 
-    pub async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ProviderError> {
+    pub async fn embed(
+        &self,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         let v = match self.kind {
             ProviderKind::Ollama => {
-                let v = self.post("/api/embed", &json!({"model": model, "input": texts})).await?;
+                let v = self
+                    .post("/api/embed", &json!({"model": model, "input": texts}))
+                    .await?;
                 v.get("embeddings").cloned()
             }
             _ => {
-                let v = self.post("/embeddings", &json!({"model": model, "input": texts})).await?;
+                let v = self
+                    .post("/embeddings", &json!({"model": model, "input": texts}))
+                    .await?;
                 v.get("data").and_then(|d| d.as_array()).map(|items| {
-                    Value::Array(items.iter().filter_map(|i| i.get("embedding").cloned()).collect())
+                    Value::Array(
+                        items
+                            .iter()
+                            .filter_map(|i| i.get("embedding").cloned())
+                            .collect(),
+                    )
                 })
             }
         };
@@ -104,7 +130,11 @@ impl HttpProvider {
         Ok(vectors)
     }
 
-    async fn ollama_chat(&self, model: &str, req: &ChatRequest<'_>) -> Result<ChatResponse, ProviderError> {
+    async fn ollama_chat(
+        &self,
+        model: &str,
+        req: &ChatRequest<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
         let mut options = json!({"num_predict": req.max_tokens, "temperature": req.temperature});
         if let Some(n) = self.num_ctx {
             options["num_ctx"] = json!(n);
@@ -120,8 +150,13 @@ impl HttpProvider {
         let text = v
             .pointer("/message/content")
             .and_then(|c| c.as_str())
-            .ok_or_else(|| ProviderError::Transient("Ollama reply without message.content".into()))?;
-        let prompt_tokens = v.get("prompt_eval_count").and_then(|n| n.as_u64()).unwrap_or(0) as u32;
+            .ok_or_else(|| {
+                ProviderError::Transient("Ollama reply without message.content".into())
+            })?;
+        let prompt_tokens = v
+            .get("prompt_eval_count")
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0) as u32;
         if let Some(n) = self.num_ctx
             && prompt_tokens + 16 >= n
         {
@@ -136,7 +171,11 @@ impl HttpProvider {
         })
     }
 
-    async fn openai_chat(&self, model: &str, req: &ChatRequest<'_>) -> Result<ChatResponse, ProviderError> {
+    async fn openai_chat(
+        &self,
+        model: &str,
+        req: &ChatRequest<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
         let mut body = json!({"model": model, "messages": messages_json(req.messages),
             "max_tokens": req.max_tokens, "temperature": req.temperature});
         if let Some(schema) = req.json_schema {
@@ -147,11 +186,19 @@ impl HttpProvider {
         let text = v
             .pointer("/choices/0/message/content")
             .and_then(|c| c.as_str())
-            .ok_or_else(|| ProviderError::Transient("reply without choices[0].message.content".into()))?;
+            .ok_or_else(|| {
+                ProviderError::Transient("reply without choices[0].message.content".into())
+            })?;
         Ok(ChatResponse {
             text: text.to_string(),
-            prompt_tokens: v.pointer("/usage/prompt_tokens").and_then(|n| n.as_u64()).unwrap_or(0) as u32,
-            eval_tokens: v.pointer("/usage/completion_tokens").and_then(|n| n.as_u64()).unwrap_or(0) as u32,
+            prompt_tokens: v
+                .pointer("/usage/prompt_tokens")
+                .and_then(|n| n.as_u64())
+                .unwrap_or(0) as u32,
+            eval_tokens: v
+                .pointer("/usage/completion_tokens")
+                .and_then(|n| n.as_u64())
+                .unwrap_or(0) as u32,
         })
     }
 }
@@ -165,7 +212,11 @@ fn error_message(body: &str) -> String {
     let v: Option<Value> = serde_json::from_str(body).ok();
     let msg = v.as_ref().and_then(|v| {
         let e = v.get("error")?;
-        e.as_str().map(str::to_string).or_else(|| e.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        e.as_str().map(str::to_string).or_else(|| {
+            e.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
     });
     msg.unwrap_or_else(|| body.chars().take(200).collect())
 }

@@ -33,7 +33,11 @@ impl LocalModels {
         }
     }
 
-    pub async fn chat(&self, model: &str, req: &ChatRequest<'_>) -> Result<ChatResponse, ProviderError> {
+    pub async fn chat(
+        &self,
+        model: &str,
+        req: &ChatRequest<'_>,
+    ) -> Result<ChatResponse, ProviderError> {
         if model != CHAT_MODEL {
             return Err(ProviderError::ModelMissing(format!(
                 "the embedded provider has only '{CHAT_MODEL}', not '{model}'"
@@ -53,18 +57,31 @@ impl LocalModels {
         tokio::task::spawn_blocking(move || {
             let mut chat = match instance {
                 Some(c) => c,
-                None => EmbeddedChat::load(&path).map_err(|e| ProviderError::ModelMissing(e.to_string()))?,
+                None => EmbeddedChat::load(&path)
+                    .map_err(|e| ProviderError::ModelMissing(e.to_string()))?,
             };
-            let out = chat.complete(&EmbeddedRequest { messages: &messages, max_tokens, json_schema: schema.as_ref() });
+            let out = chat.complete(&EmbeddedRequest {
+                messages: &messages,
+                max_tokens,
+                json_schema: schema.as_ref(),
+            });
             idle.lock().unwrap_or_else(|p| p.into_inner()).push(chat);
             let c = out.map_err(|e| ProviderError::Transient(e.to_string()))?;
-            Ok(ChatResponse { text: c.text, prompt_tokens: c.prompt_tokens, eval_tokens: c.eval_tokens })
+            Ok(ChatResponse {
+                text: c.text,
+                prompt_tokens: c.prompt_tokens,
+                eval_tokens: c.eval_tokens,
+            })
         })
         .await
         .map_err(blocking_failed)?
     }
 
-    pub async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, ProviderError> {
+    pub async fn embed(
+        &self,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         if model != EMBED_MODEL {
             return Err(ProviderError::ModelMissing(format!(
                 "the embedded provider has only '{EMBED_MODEL}', not '{model}'"

@@ -71,7 +71,10 @@ pub struct RouterError {
 }
 
 enum Backend {
-    Http { provider: http::HttpProvider, limit: Arc<Semaphore> },
+    Http {
+        provider: http::HttpProvider,
+        limit: Arc<Semaphore>,
+    },
     Local(Arc<local::LocalModels>),
 }
 
@@ -95,7 +98,10 @@ impl Router {
         for (name, p) in &cfg.providers {
             let backend = match p.kind {
                 ProviderKind::Embedded => {
-                    let dir = p.model_dir.clone().unwrap_or_else(crate::models::default_model_dir);
+                    let dir = p
+                        .model_dir
+                        .clone()
+                        .unwrap_or_else(crate::models::default_model_dir);
                     Backend::Local(Arc::new(local::LocalModels::new(dir, p.max_concurrency)))
                 }
                 _ => Backend::Http {
@@ -105,10 +111,18 @@ impl Router {
             };
             providers.insert(
                 name.clone(),
-                ProviderSlot { backend, cloud: p.cloud, cooldown: Duration::from_secs_f64(p.cooldown_s) },
+                ProviderSlot {
+                    backend,
+                    cloud: p.cloud,
+                    cooldown: Duration::from_secs_f64(p.cooldown_s),
+                },
             );
         }
-        Ok(Self { cfg, providers, cooling: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            cfg,
+            providers,
+            cooling: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn config(&self) -> &RouterConfig {
@@ -117,13 +131,19 @@ impl Router {
 
     /// Identity of the embedding model (`provider-independent`: the model name), stored with a KB.
     pub fn embed_model(&self) -> String {
-        self.cfg.targets(Task::Embed).first().map(|t| t.model.clone()).unwrap_or_default()
+        self.cfg
+            .targets(Task::Embed)
+            .first()
+            .map(|t| t.model.clone())
+            .unwrap_or_default()
     }
 
     fn usable(&self, target: &Target, failures: &mut Vec<String>) -> Option<&ProviderSlot> {
         let slot = self.providers.get(&target.provider)?;
         if slot.cloud && self.cfg.data_policy == DataPolicy::LocalOnly {
-            failures.push(format!("{target}: skipped, data_policy local_only forbids cloud providers"));
+            failures.push(format!(
+                "{target}: skipped, data_policy local_only forbids cloud providers"
+            ));
             return None;
         }
         let mut cooling = self.cooling.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,7 +158,10 @@ impl Router {
     }
 
     fn fail(&self, target: &Target, slot: &ProviderSlot, err: &ProviderError) {
-        if matches!(err, ProviderError::Unreachable(_) | ProviderError::ModelMissing(_)) {
+        if matches!(
+            err,
+            ProviderError::Unreachable(_) | ProviderError::ModelMissing(_)
+        ) {
             let mut cooling = self.cooling.lock().unwrap_or_else(|p| p.into_inner());
             cooling.insert(target.clone(), Instant::now() + slot.cooldown);
         }
@@ -162,7 +185,9 @@ impl Router {
         let mut failures = Vec::new();
         let mut attempts = 0;
         for (i, target) in self.cfg.targets(task).iter().enumerate() {
-            let Some(slot) = self.usable(target, &mut failures) else { continue };
+            let Some(slot) = self.usable(target, &mut failures) else {
+                continue;
+            };
             attempts += 1;
             let result = match &slot.backend {
                 Backend::Http { provider, limit } => {
@@ -193,17 +218,25 @@ impl Router {
                 }
             }
         }
-        Err(RouterError { task: task.as_str().into(), failures })
+        Err(RouterError {
+            task: task.as_str().into(),
+            failures,
+        })
     }
 
     /// Embeds texts with the configured embedding model (never a different model).
-    pub async fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, CallRecord), RouterError> {
+    pub async fn embed(
+        &self,
+        texts: &[String],
+    ) -> Result<(Vec<Vec<f32>>, CallRecord), RouterError> {
         let task = Task::Embed;
         let started = Instant::now();
         let mut failures = Vec::new();
         let mut attempts = 0;
         for (i, target) in self.cfg.targets(task).iter().enumerate() {
-            let Some(slot) = self.usable(target, &mut failures) else { continue };
+            let Some(slot) = self.usable(target, &mut failures) else {
+                continue;
+            };
             attempts += 1;
             let result = match &slot.backend {
                 Backend::Http { provider, limit } => {
@@ -232,10 +265,16 @@ impl Router {
                 }
             }
         }
-        Err(RouterError { task: task.as_str().into(), failures })
+        Err(RouterError {
+            task: task.as_str().into(),
+            failures,
+        })
     }
 
     fn closed(&self, task: Task) -> RouterError {
-        RouterError { task: task.as_str().into(), failures: vec!["router is shutting down".into()] }
+        RouterError {
+            task: task.as_str().into(),
+            failures: vec!["router is shutting down".into()],
+        }
     }
 }

@@ -1,6 +1,4 @@
-//! Finds the questions of an opened workbook and their answer slots with layout heuristics
-//! (header keywords, data validations, formulas, defaults). It does not read files (see
-//! `read`), write anything, or ask a model; ambiguous layouts are left for a later pass.
+//! Finds questions and their answer slots by layout heuristics; does not read files, write, or ask a model.
 
 use super::read::{SheetInfo, Visibility, WorkbookPackage};
 use super::{AnswerSlot, CellRef, QuestionRow, Questionnaire, SheetPlan, SlotKind, WorkbookError};

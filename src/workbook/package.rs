@@ -1,6 +1,4 @@
-//! The zip/OPC layer: sniffs the file format, opens the package under safety limits, reads
-//! parts with the limits enforced, and maps sheet names to worksheet parts through
-//! workbook.xml and its relationships. It does not interpret cells.
+//! Zip/OPC layer: format sniffing, safety limits, part reading, sheet→part mapping; does not interpret cells.
 
 use super::WorkbookError;
 use super::read::{DefinedName, Visibility};

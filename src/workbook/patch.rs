@@ -1,7 +1,4 @@
-//! Writes answers back into the customer's original package losslessly: only the worksheet
-//! parts that receive writes are rewritten, and inside them only the target `<c>` elements
-//! (plus inserted `<c>`/`<row>` where missing); every other byte and zip entry is copied as
-//! is. It does not decide what to write and never touches formulas or sharedStrings.
+//! Lossless write-back of answer cells into the original package; does not choose answers or touch formulas.
 
 use super::package::{self, Limits, Package};
 use super::sheet_xml::{self, CellSpan, RowSpan, SheetScan};

@@ -1,6 +1,4 @@
-//! Opens a workbook for detection: sniffs the format, enforces the safety limits, reads cached
-//! cell values with calamine and, from the raw sheet XML, data validations (resolved to their
-//! choice lists), formula cells and merged ranges. It never writes and never evaluates formulas.
+//! Opens a workbook for detection (limits, cached values, validations, formulas); never writes or evaluates.
 
 use super::package::{self, Limits, Package, SheetKind};
 use super::sheet_xml;

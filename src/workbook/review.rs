@@ -1,6 +1,4 @@
-//! Writes the reviewer's workbook (a new file, never the customer's): one "Review" row per
-//! answered question with its sources, confidence and status, and a "Summary" of counts per
-//! status. It does not decide statuses or touch the original questionnaire.
+//! Builds the reviewer's report workbook (Review + Summary sheets); never touches the customer's file.
 
 use super::WorkbookError;
 use rust_xlsxwriter::{

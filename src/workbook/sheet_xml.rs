@@ -1,7 +1,4 @@
-//! One streaming pass over a worksheet part: byte spans of `<sheetData>`, its rows and
-//! cells (with formula flags), plus what lies outside it that the engine needs (data
-//! validations incl. x14 extensions, merged ranges, column styles, protection). It never
-//! expands a range into cells and never interprets cell values.
+//! One streaming scan of a worksheet part (row/cell spans, validations, merges); never expands ranges.
 
 use super::xml;
 use super::{CellRange, CellRef, WorkbookError};

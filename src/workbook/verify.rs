@@ -1,7 +1,4 @@
-//! Checks that a filled package differs from its original only in the declared answer cells:
-//! every zip entry is compared (names, order, stored bytes), and changed worksheet parts are
-//! compared cell by cell inside `<sheetData>` and byte for byte outside it. It does not judge
-//! whether the answers themselves are right.
+//! Proves a filled package changed only the declared answer cells; does not judge the answers themselves.
 
 use super::package::{self, Limits, Package};
 use super::sheet_xml::{self, RowSpan};

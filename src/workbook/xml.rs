@@ -1,5 +1,4 @@
-//! Small XML helpers shared by the workbook modules (prolog checks, text and attribute
-//! decoding, cell-text escaping); it knows nothing about worksheets or zip files.
+//! XML helpers (DTD refusal, text/attribute decoding, cell-text escaping); knows nothing of sheets or zips.
 
 use super::WorkbookError;
 use quick_xml::XmlVersion;

@@ -33,7 +33,8 @@ task_parameters:
 ";
 
 pub fn embedded_router() -> Arc<Router> {
-    let cfg = RouterConfig::parse(EMBEDDED_ONLY, Path::new("test-config")).expect("test config parses");
+    let cfg =
+        RouterConfig::parse(EMBEDDED_ONLY, Path::new("test-config")).expect("test config parses");
     Arc::new(Router::new(cfg).expect("router builds"))
 }
 
@@ -52,8 +53,11 @@ pub fn questionnaire(questions: &[&str]) -> Vec<u8> {
         ws.write_string(r, 0, format!("SEC-{:02}", i + 1)).unwrap();
         ws.write_string(r, 1, *q).unwrap();
     }
-    let dv = DataValidation::new().allow_list_strings(&["Yes", "No", "N/A"]).unwrap();
-    ws.add_data_validation(1, 2, questions.len() as u32, 2, &dv).unwrap();
+    let dv = DataValidation::new()
+        .allow_list_strings(&["Yes", "No", "N/A"])
+        .unwrap();
+    ws.add_data_validation(1, 2, questions.len() as u32, 2, &dv)
+        .unwrap();
     ws.set_column_width(1, 60).unwrap();
     wb.save_to_buffer().unwrap()
 }
@@ -70,6 +74,8 @@ pub async fn small_kb(router: &Router, dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     let kb = dir.join("kb");
-    rfpq::kb::ingest(router, &[docs], &kb).await.expect("ingest works");
+    rfpq::kb::ingest(router, &[docs], &kb)
+        .await
+        .expect("ingest works");
     kb
 }

@@ -17,7 +17,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, body: serde_json::Value) -> Self {
-        Self { status, body: body.to_string() }
+        Self {
+            status,
+            body: body.to_string(),
+        }
     }
 }
 
@@ -42,7 +45,10 @@ pub async fn start(routes: HashMap<&'static str, Reply>) -> Stub {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let stub = Stub { addr, seen: seen.clone() };
+    let stub = Stub {
+        addr,
+        seen: seen.clone(),
+    };
     let routes = Arc::new(routes);
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
@@ -61,7 +67,10 @@ pub async fn start(routes: HashMap<&'static str, Reply>) -> Stub {
                         let head = String::from_utf8_lossy(&buf[..pos]).to_lowercase();
                         let len = head
                             .lines()
-                            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
                             .unwrap_or(0);
                         break (pos + 4, len);
                     }
@@ -74,7 +83,8 @@ pub async fn start(routes: HashMap<&'static str, Reply>) -> Stub {
                 }
                 let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let body = serde_json::from_slice(&buf[head_end..]).unwrap_or(serde_json::Value::Null);
+                let body =
+                    serde_json::from_slice(&buf[head_end..]).unwrap_or(serde_json::Value::Null);
                 seen.lock().unwrap().push((path.clone(), body));
                 let reply = routes.get(path.as_str()).cloned().unwrap_or(Reply {
                     status: 404,

@@ -1,5 +1,4 @@
-//! Test helpers for the workbook tests: fixture loading, raw zip inspection and small
-//! hand-built packages. Not used by the library.
+//! Helpers for the workbook tests (fixtures, raw zip access, hand-built packages); not used by the library.
 #![allow(dead_code)]
 
 use std::io::{Cursor, Read, Write};

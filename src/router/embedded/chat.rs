@@ -99,7 +99,11 @@ impl Session<'_> {
             ids.dedup();
             for id in ids {
                 if let Some(v) = l.get_mut(id as usize) {
-                    *v = if *v >= 0.0 { *v / penalty } else { *v * penalty };
+                    *v = if *v >= 0.0 {
+                        *v / penalty
+                    } else {
+                        *v * penalty
+                    };
                 }
             }
             adjusted = l;
@@ -120,12 +124,16 @@ impl Session<'_> {
     /// Mean log-probability of `ids` continuing the current state; the state is unchanged after.
     pub fn score(&mut self, ids: &[u32]) -> Result<f32, EmbeddedError> {
         self.advance()?;
-        let Some(&first) = ids.first() else { return Ok(0.0) };
+        let Some(&first) = ids.first() else {
+            return Ok(0.0);
+        };
         let mut total = log_prob(&self.logits, first);
         let mut n = 1;
         if ids.len() > 1 && self.room() >= ids.len() {
             let base = self.st.len();
-            let all = self.weights.forward(&mut self.st, &ids[..ids.len() - 1], Logits::All)?;
+            let all = self
+                .weights
+                .forward(&mut self.st, &ids[..ids.len() - 1], Logits::All)?;
             self.st.truncate(base);
             let vocab = self.weights.cfg.vocab;
             for (row, &id) in all.chunks_exact(vocab).zip(&ids[1..]) {
@@ -140,7 +148,9 @@ impl Session<'_> {
 fn log_prob(logits: &[f32], id: u32) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    logits.get(id as usize).map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
+    logits
+        .get(id as usize)
+        .map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
@@ -153,11 +163,15 @@ impl EmbeddedChat {
         let started = Instant::now();
         let file = std::fs::File::open(gguf_path).map_err(|e| EmbeddedError::io(gguf_path, e))?;
         let mut reader = BufReader::new(file);
-        let ct = Content::read(&mut reader).map_err(|e| EmbeddedError::invalid_model(gguf_path, e))?;
+        let ct =
+            Content::read(&mut reader).map_err(|e| EmbeddedError::invalid_model(gguf_path, e))?;
         let vocab = GgufVocab::from_gguf(&ct, gguf_path)?;
         let weights = LlamaWeights::from_gguf(&ct, &mut reader, gguf_path)?;
         if vocab.token_bytes.len() != weights.cfg.vocab {
-            return Err(EmbeddedError::invalid_model(gguf_path, "tokenizer and model vocabulary sizes differ"));
+            return Err(EmbeddedError::invalid_model(
+                gguf_path,
+                "tokenizer and model vocabulary sizes differ",
+            ));
         }
         let newline = vocab.encode_plain("\n")?;
         tracing::info!(
@@ -242,7 +256,10 @@ impl EmbeddedChat {
     /// does not fit, the middle of the longest user message is cut out (marked `[...]`),
     /// repeatedly if needed, and `truncated` is set; if no user text is left to cut,
     /// [`EmbeddedError::ContextOverflow`] is returned.
-    pub fn complete(&mut self, req: &EmbeddedRequest<'_>) -> Result<EmbeddedCompletion, EmbeddedError> {
+    pub fn complete(
+        &mut self,
+        req: &EmbeddedRequest<'_>,
+    ) -> Result<EmbeddedCompletion, EmbeddedError> {
         let started = Instant::now();
         let fields = req.json_schema.map(schema::parse).transpose()?;
         if req.messages.is_empty() {
@@ -288,7 +305,9 @@ impl EmbeddedChat {
                 while out.len() < req.max_tokens && s.room() > 0 {
                     s.advance()?;
                     let window = &out[out.len().saturating_sub(REPEAT_LAST_N)..];
-                    let Some(next) = s.pick(REPEAT_PENALTY, window, |_| true) else { break };
+                    let Some(next) = s.pick(REPEAT_PENALTY, window, |_| true) else {
+                        break;
+                    };
                     if vocab.is_control[next as usize] {
                         break;
                     }
@@ -333,15 +352,24 @@ impl EmbeddedChat {
     }
 
     /// ChatML prompt ids, shortened to at most `limit` tokens; `true` if anything was cut.
-    fn render_prompt(&self, messages: &[ChatMessage], limit: usize) -> Result<(Vec<u32>, bool), EmbeddedError> {
-        let mut msgs: Vec<(Role, String)> = messages.iter().map(|m| (m.role, m.content.clone())).collect();
+    fn render_prompt(
+        &self,
+        messages: &[ChatMessage],
+        limit: usize,
+    ) -> Result<(Vec<u32>, bool), EmbeddedError> {
+        let mut msgs: Vec<(Role, String)> = messages
+            .iter()
+            .map(|m| (m.role, m.content.clone()))
+            .collect();
         if msgs.first().is_none_or(|(r, _)| *r != Role::System) {
             msgs.insert(0, (Role::System, DEFAULT_SYSTEM.to_string()));
         }
         let mut header = vec![self.vocab.bos_id];
         header.extend(self.vocab.encode_plain("assistant\n")?);
-        let mut encoded: Vec<Vec<u32>> =
-            msgs.iter().map(|(r, c)| self.encode_message(*r, c)).collect::<Result<_, _>>()?;
+        let mut encoded: Vec<Vec<u32>> = msgs
+            .iter()
+            .map(|(r, c)| self.encode_message(*r, c))
+            .collect::<Result<_, _>>()?;
         let mut truncated = false;
         for _ in 0..64 {
             let total = encoded.iter().map(Vec::len).sum::<usize>() + header.len();
@@ -358,7 +386,10 @@ impl EmbeddedChat {
                 .max_by_key(|(i, _)| encoded[*i].len())
                 .map(|(i, _)| i);
             let Some(i) = longest else {
-                return Err(EmbeddedError::ContextOverflow { needed: total, context_length: self.context_length() });
+                return Err(EmbeddedError::ContextOverflow {
+                    needed: total,
+                    context_length: self.context_length(),
+                });
             };
             let content = &msgs[i].1;
             let chars: Vec<char> = content.chars().collect();
@@ -372,12 +403,19 @@ impl EmbeddedChat {
                 let tail: String = chars[chars.len() - (keep - keep / 2)..].iter().collect();
                 format!("{head}{CUT_MARKER}{tail}")
             };
-            tracing::warn!(message = i, removed_chars = chars.len() - new.chars().count(), "embedded prompt clamped to context");
+            tracing::warn!(
+                message = i,
+                removed_chars = chars.len() - new.chars().count(),
+                "embedded prompt clamped to context"
+            );
             msgs[i].1 = new;
             encoded[i] = self.encode_message(msgs[i].0, &msgs[i].1)?;
             truncated = true;
         }
-        Err(EmbeddedError::ContextOverflow { needed: limit + 1, context_length: self.context_length() })
+        Err(EmbeddedError::ContextOverflow {
+            needed: limit + 1,
+            context_length: self.context_length(),
+        })
     }
 
     /// KV state to continue `tokens` from, and how many leading tokens it already holds
@@ -413,7 +451,8 @@ impl EmbeddedChat {
     fn put_back(&mut self, st: KvState) {
         self.slots.push(st);
         while self.slots.len() > MAX_SLOTS
-            || (self.slots.len() > 1 && self.slots.iter().map(KvState::len).sum::<usize>() > MAX_CACHED_TOKENS)
+            || (self.slots.len() > 1
+                && self.slots.iter().map(KvState::len).sum::<usize>() > MAX_CACHED_TOKENS)
         {
             self.slots.remove(0);
         }
@@ -422,5 +461,8 @@ impl EmbeddedChat {
 
 /// Length of the first ChatML message (through `<|im_end|>\n`), or of everything if unfinished.
 fn first_message_len(tokens: &[u32], eos: u32) -> usize {
-    tokens.iter().position(|t| *t == eos).map_or(tokens.len(), |p| (p + 2).min(tokens.len()))
+    tokens
+        .iter()
+        .position(|t| *t == eos)
+        .map_or(tokens.len(), |p| (p + 2).min(tokens.len()))
 }

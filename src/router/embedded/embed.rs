@@ -33,17 +33,25 @@ impl EmbeddedEmbedder {
         let started = std::time::Instant::now();
         let file = |name: &str| -> Result<PathBuf, EmbeddedError> {
             let p = model_dir.join(name);
-            if p.is_file() { Ok(p) } else { Err(EmbeddedError::ModelNotFound { path: p }) }
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(EmbeddedError::ModelNotFound { path: p })
+            }
         };
-        let (config_path, tokenizer_path, weights_path) =
-            (file("config.json")?, file("tokenizer.json")?, file("model.safetensors")?);
+        let (config_path, tokenizer_path, weights_path) = (
+            file("config.json")?,
+            file("tokenizer.json")?,
+            file("model.safetensors")?,
+        );
 
-        let config_bytes = std::fs::read(&config_path).map_err(|e| EmbeddedError::io(&config_path, e))?;
-        let config: Config =
-            serde_json::from_slice(&config_bytes).map_err(|e| EmbeddedError::invalid_model(&config_path, e))?;
+        let config_bytes =
+            std::fs::read(&config_path).map_err(|e| EmbeddedError::io(&config_path, e))?;
+        let config: Config = serde_json::from_slice(&config_bytes)
+            .map_err(|e| EmbeddedError::invalid_model(&config_path, e))?;
 
-        let mut tokenizer =
-            Tokenizer::from_file(&tokenizer_path).map_err(|e| EmbeddedError::invalid_model(&tokenizer_path, e))?;
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| EmbeddedError::invalid_model(&tokenizer_path, e))?;
         // tokenizer.json ships fixed padding/truncation at 128; sentence-transformers uses
         // dynamic padding and 256 tokens.
         let padding = PaddingParams {
@@ -53,20 +61,30 @@ impl EmbeddedEmbedder {
         };
         tokenizer.with_padding(Some(padding));
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_SEQ_LEN, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_SEQ_LEN,
+                ..Default::default()
+            }))
             .map_err(|e| EmbeddedError::invalid_model(&tokenizer_path, e))?;
 
         let device = Device::Cpu;
-        let bytes = std::fs::read(&weights_path).map_err(|e| EmbeddedError::io(&weights_path, e))?;
+        let bytes =
+            std::fs::read(&weights_path).map_err(|e| EmbeddedError::io(&weights_path, e))?;
         let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)
             .map_err(|e| EmbeddedError::invalid_model(&weights_path, e))?;
-        let model = BertModel::load(vb, &config).map_err(|e| EmbeddedError::invalid_model(&weights_path, e))?;
+        let model = BertModel::load(vb, &config)
+            .map_err(|e| EmbeddedError::invalid_model(&weights_path, e))?;
         tracing::info!(
             path = %model_dir.display(),
             load_ms = started.elapsed().as_millis() as u64,
             "embedded embedding model loaded"
         );
-        Ok(Self { model, tokenizer, device, dims: config.hidden_size })
+        Ok(Self {
+            model,
+            tokenizer,
+            device,
+            dims: config.hidden_size,
+        })
     }
 
     /// `"all-minilm-l6-v2"`.
@@ -90,8 +108,10 @@ impl EmbeddedEmbedder {
 
     fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddedError> {
         let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let encodings =
-            self.tokenizer.encode_batch(inputs, true).map_err(|e| EmbeddedError::Tokenizer(e.to_string()))?;
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| EmbeddedError::Tokenizer(e.to_string()))?;
         let n = encodings.len();
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(n * len);
@@ -103,13 +123,20 @@ impl EmbeddedEmbedder {
         let ids = Tensor::from_vec(ids, (n, len), &self.device).map_err(inference)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device).map_err(inference)?;
         let type_ids = ids.zeros_like().map_err(inference)?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask)).map_err(inference)?;
+        let hidden = self
+            .model
+            .forward(&ids, &type_ids, Some(&mask))
+            .map_err(inference)?;
         let pooled = (|| {
             let m = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
             let sum = hidden.broadcast_mul(&m)?.sum(1)?;
             let count = m.sum(1)?.clamp(1e-9, f64::INFINITY)?;
             let mean = sum.broadcast_div(&count)?;
-            let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+            let norm = mean
+                .sqr()?
+                .sum_keepdim(D::Minus1)?
+                .sqrt()?
+                .clamp(1e-12, f64::INFINITY)?;
             mean.broadcast_div(&norm)?.to_vec2::<f32>()
         })();
         pooled.map_err(inference)

@@ -5,9 +5,9 @@ use std::path::Path;
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BPE, Vocab};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
@@ -36,10 +36,18 @@ pub(crate) struct GgufVocab {
 impl GgufVocab {
     pub fn from_gguf(ct: &Content, path: &Path) -> Result<Self, EmbeddedError> {
         let bad = |m: String| EmbeddedError::invalid_model(path, m);
-        let get = |key: &str| ct.metadata.get(key).ok_or_else(|| bad(format!("missing metadata `{key}`")));
-        let model = get("tokenizer.ggml.model")?.to_string().map_err(|e| bad(e.to_string()))?;
+        let get = |key: &str| {
+            ct.metadata
+                .get(key)
+                .ok_or_else(|| bad(format!("missing metadata `{key}`")))
+        };
+        let model = get("tokenizer.ggml.model")?
+            .to_string()
+            .map_err(|e| bad(e.to_string()))?;
         if model != "gpt2" {
-            return Err(bad(format!("tokenizer model `{model}` is not supported (only gpt2 byte-level BPE)")));
+            return Err(bad(format!(
+                "tokenizer model `{model}` is not supported (only gpt2 byte-level BPE)"
+            )));
         }
         let pre = match ct.metadata.get("tokenizer.ggml.pre") {
             Some(v) => v.to_string().map_err(|e| bad(e.to_string()))?.clone(),
@@ -63,7 +71,11 @@ impl GgufVocab {
         let bos_id = id("tokenizer.ggml.bos_token_id", 1)?;
         let eos_id = id("tokenizer.ggml.eos_token_id", 2)?;
 
-        let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let vocab: Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         let merges = merges
             .iter()
             .map(|m| {
@@ -79,9 +91,17 @@ impl GgufVocab {
 
         // HF SmolLM2 tokenizer.json: Sequence[Digits(individual), ByteLevel(add_prefix_space=false)].
         let pre_tokenizer: PreTokenizerWrapper = match pre.as_str() {
-            "smollm" => Sequence::new(vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()]).into(),
+            "smollm" => Sequence::new(vec![
+                Digits::new(true).into(),
+                ByteLevel::new(false, true, true).into(),
+            ])
+            .into(),
             "gpt2" => ByteLevel::new(false, true, true).into(),
-            other => return Err(bad(format!("tokenizer pre-tokenizer `{other}` is not supported"))),
+            other => {
+                return Err(bad(format!(
+                    "tokenizer pre-tokenizer `{other}` is not supported"
+                )));
+            }
         };
         let mut tokenizer = Tokenizer::new(bpe);
         tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
@@ -127,9 +147,19 @@ impl GgufVocab {
         let stops_string = token_bytes
             .iter()
             .zip(&is_control)
-            .map(|(b, c): (&Vec<u8>, &bool)| *c || b.iter().any(|x| matches!(x, b'"' | b'\n' | b'\r')))
+            .map(|(b, c): (&Vec<u8>, &bool)| {
+                *c || b.iter().any(|x| matches!(x, b'"' | b'\n' | b'\r'))
+            })
             .collect();
-        Ok(Self { tokenizer, plain, token_bytes, is_control, stops_string, bos_id, eos_id })
+        Ok(Self {
+            tokenizer,
+            plain,
+            token_bytes,
+            is_control,
+            stops_string,
+            bos_id,
+            eos_id,
+        })
     }
 
     /// Encode text, recognising special-token strings.
@@ -144,7 +174,9 @@ impl GgufVocab {
 
     /// Decode ids back to text.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, EmbeddedError> {
-        self.tokenizer.decode(ids, skip_special).map_err(|e| EmbeddedError::Tokenizer(e.to_string()))
+        self.tokenizer
+            .decode(ids, skip_special)
+            .map_err(|e| EmbeddedError::Tokenizer(e.to_string()))
     }
 
     /// Byte length of a token (0 for control tokens and unknown ids).
@@ -168,7 +200,9 @@ pub fn load_gguf_tokenizer(gguf_path: &Path) -> Result<Tokenizer, EmbeddedError>
 
 fn string_array(v: &Value) -> Result<Vec<String>, String> {
     let arr = v.to_vec().map_err(|e| e.to_string())?;
-    arr.iter().map(|v| v.to_string().cloned().map_err(|e| e.to_string())).collect()
+    arr.iter()
+        .map(|v| v.to_string().cloned().map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn int_array(v: &Value) -> Result<Vec<i64>, String> {

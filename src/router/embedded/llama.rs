@@ -74,7 +74,12 @@ pub(crate) struct KvState {
 impl KvState {
     pub fn new(cfg: &LlamaConfig) -> Self {
         let n = cfg.n_layer * cfg.n_kv_head;
-        Self { tokens: Vec::new(), head_dim: cfg.head_dim, k: vec![Vec::new(); n], v: vec![Vec::new(); n] }
+        Self {
+            tokens: Vec::new(),
+            head_dim: cfg.head_dim,
+            k: vec![Vec::new(); n],
+            v: vec![Vec::new(); n],
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -92,8 +97,17 @@ impl KvState {
     /// Copy of the first `n` positions.
     pub fn prefix(&self, n: usize) -> Self {
         let n = n.min(self.tokens.len());
-        let cut = |bufs: &Vec<Vec<f32>>| bufs.iter().map(|b| b[..n * self.head_dim].to_vec()).collect();
-        Self { tokens: self.tokens[..n].to_vec(), head_dim: self.head_dim, k: cut(&self.k), v: cut(&self.v) }
+        let cut = |bufs: &Vec<Vec<f32>>| {
+            bufs.iter()
+                .map(|b| b[..n * self.head_dim].to_vec())
+                .collect()
+        };
+        Self {
+            tokens: self.tokens[..n].to_vec(),
+            head_dim: self.head_dim,
+            k: cut(&self.k),
+            v: cut(&self.v),
+        }
     }
 }
 
@@ -108,23 +122,45 @@ pub(crate) enum Logits {
 
 impl LlamaWeights {
     /// Read a llama-architecture GGUF and convert every matrix to Q8_0.
-    pub fn from_gguf<R: Read + Seek>(ct: &Content, reader: &mut R, path: &Path) -> Result<Self, EmbeddedError> {
+    pub fn from_gguf<R: Read + Seek>(
+        ct: &Content,
+        reader: &mut R,
+        path: &Path,
+    ) -> Result<Self, EmbeddedError> {
         let bad = |m: String| EmbeddedError::invalid_model(path, m);
-        let md = |key: &str| ct.metadata.get(key).ok_or_else(|| bad(format!("missing metadata `{key}`")));
-        let md_u = |key: &str| -> Result<usize, EmbeddedError> {
-            md(key)?.to_u32().map(|v| v as usize).map_err(|e| bad(format!("`{key}`: {e}")))
+        let md = |key: &str| {
+            ct.metadata
+                .get(key)
+                .ok_or_else(|| bad(format!("missing metadata `{key}`")))
         };
-        let md_f = |key: &str| -> Result<f32, EmbeddedError> { md(key)?.to_f32().map_err(|e| bad(format!("`{key}`: {e}"))) };
-        let arch = md("general.architecture")?.to_string().map_err(|e| bad(e.to_string()))?;
+        let md_u = |key: &str| -> Result<usize, EmbeddedError> {
+            md(key)?
+                .to_u32()
+                .map(|v| v as usize)
+                .map_err(|e| bad(format!("`{key}`: {e}")))
+        };
+        let md_f = |key: &str| -> Result<f32, EmbeddedError> {
+            md(key)?.to_f32().map_err(|e| bad(format!("`{key}`: {e}")))
+        };
+        let arch = md("general.architecture")?
+            .to_string()
+            .map_err(|e| bad(e.to_string()))?;
         if arch != "llama" {
-            return Err(bad(format!("architecture `{arch}` is not supported (only llama)")));
+            return Err(bad(format!(
+                "architecture `{arch}` is not supported (only llama)"
+            )));
         }
         let n_embd = md_u("llama.embedding_length")?;
         let n_head = md_u("llama.attention.head_count")?;
         let n_kv_head = md_u("llama.attention.head_count_kv")?;
         let head_dim = n_embd / n_head.max(1);
         let rope_dim = md_u("llama.rope.dimension_count").unwrap_or(head_dim);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || head_dim * n_head != n_embd || rope_dim != head_dim {
+        if n_head == 0
+            || n_kv_head == 0
+            || n_head % n_kv_head != 0
+            || head_dim * n_head != n_embd
+            || rope_dim != head_dim
+        {
             return Err(bad(format!(
                 "unsupported attention shape: {n_head} heads, {n_kv_head} kv heads, embedding {n_embd}, rope dim {rope_dim}"
             )));
@@ -133,7 +169,10 @@ impl LlamaWeights {
         if expert_count > 1 {
             return Err(bad("mixture-of-experts models are not supported".into()));
         }
-        let tokens = md("tokenizer.ggml.tokens")?.to_vec().map_err(|e| bad(e.to_string()))?.len();
+        let tokens = md("tokenizer.ggml.tokens")?
+            .to_vec()
+            .map_err(|e| bad(e.to_string()))?
+            .len();
         let cfg = LlamaConfig {
             n_layer: md_u("llama.block_count")?,
             n_embd,
@@ -147,26 +186,43 @@ impl LlamaWeights {
             rope_base: md_f("llama.rope.freq_base").unwrap_or(10_000.0),
         };
         if n_embd % QK != 0 || cfg.n_ff % QK != 0 {
-            return Err(bad("embedding and feed-forward sizes must be multiples of 32".into()));
+            return Err(bad(
+                "embedding and feed-forward sizes must be multiples of 32".into(),
+            ));
         }
 
         let mut load = |name: &str, rows: usize, cols: usize| -> Result<Vec<f32>, EmbeddedError> {
-            let qt = ct.tensor(reader, name, &Device::Cpu).map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+            let qt = ct
+                .tensor(reader, name, &Device::Cpu)
+                .map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
             let dims = qt.shape().dims().to_vec();
-            let expected: Vec<usize> = if rows == 1 { vec![cols] } else { vec![rows, cols] };
+            let expected: Vec<usize> = if rows == 1 {
+                vec![cols]
+            } else {
+                vec![rows, cols]
+            };
             if dims != expected {
-                return Err(bad(format!("tensor `{name}` has shape {dims:?}, expected {expected:?}")));
+                return Err(bad(format!(
+                    "tensor `{name}` has shape {dims:?}, expected {expected:?}"
+                )));
             }
             if qt.dtype() == GgmlDType::F32 || rows > 1 {
-                let t = qt.dequantize(&Device::Cpu).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>());
+                let t = qt
+                    .dequantize(&Device::Cpu)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>());
                 t.map_err(|e| bad(format!("tensor `{name}`: {e}")))
             } else {
-                Err(bad(format!("tensor `{name}` should be F32, is {:?}", qt.dtype())))
+                Err(bad(format!(
+                    "tensor `{name}` should be F32, is {:?}",
+                    qt.dtype()
+                )))
             }
         };
         let (e, kv, ff) = (n_embd, n_kv_head * head_dim, cfg.n_ff);
         let kernel = Kernel::detect();
-        let q8 = |data: Vec<f32>, rows: usize, cols: usize| Q8Mat::quantize(&data, rows, cols, kernel);
+        let q8 =
+            |data: Vec<f32>, rows: usize, cols: usize| Q8Mat::quantize(&data, rows, cols, kernel);
         let tok_embd = q8(load("token_embd.weight", cfg.vocab, e)?, cfg.vocab, e);
         let output = if ct.tensor_infos.contains_key("output.weight") {
             Some(q8(load("output.weight", cfg.vocab, e)?, cfg.vocab, e))
@@ -194,7 +250,9 @@ impl LlamaWeights {
         let half = head_dim / 2;
         let mut rope_cos = Vec::with_capacity(cfg.context_length * half);
         let mut rope_sin = Vec::with_capacity(cfg.context_length * half);
-        let theta: Vec<f32> = (0..half).map(|i| 1f32 / cfg.rope_base.powf((2 * i) as f32 / head_dim as f32)).collect();
+        let theta: Vec<f32> = (0..half)
+            .map(|i| 1f32 / cfg.rope_base.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
         for pos in 0..cfg.context_length {
             for t in &theta {
                 let a = pos as f32 * t;
@@ -202,14 +260,29 @@ impl LlamaWeights {
                 rope_sin.push(a.sin());
             }
         }
-        Ok(Self { cfg, tok_embd, output, out_norm, layers, rope_cos, rope_sin })
+        Ok(Self {
+            cfg,
+            tok_embd,
+            output,
+            out_norm,
+            layers,
+            rope_cos,
+            rope_sin,
+        })
     }
 
     /// Feed `tokens` after the positions already in `st` and return logits.
-    pub fn forward(&self, st: &mut KvState, tokens: &[u32], mode: Logits) -> Result<Vec<f32>, EmbeddedError> {
+    pub fn forward(
+        &self,
+        st: &mut KvState,
+        tokens: &[u32],
+        mode: Logits,
+    ) -> Result<Vec<f32>, EmbeddedError> {
         let cfg = &self.cfg;
         if tokens.is_empty() {
-            return Err(EmbeddedError::Inference("forward called with no tokens".into()));
+            return Err(EmbeddedError::Inference(
+                "forward called with no tokens".into(),
+            ));
         }
         if st.len() + tokens.len() > cfg.context_length {
             return Err(EmbeddedError::ContextOverflow {
@@ -218,7 +291,9 @@ impl LlamaWeights {
             });
         }
         if let Some(bad) = tokens.iter().find(|t| **t as usize >= cfg.vocab) {
-            return Err(EmbeddedError::Inference(format!("token id {bad} outside the vocabulary")));
+            return Err(EmbeddedError::Inference(format!(
+                "token id {bad} outside the vocabulary"
+            )));
         }
         let mut logits = Vec::new();
         let n_chunks = tokens.len().div_ceil(CHUNK);
@@ -242,7 +317,8 @@ impl LlamaWeights {
         let p0 = st.len();
         let mut x = vec![0f32; n * e];
         for (t, &tok) in chunk.iter().enumerate() {
-            self.tok_embd.dequantize_row(tok as usize, &mut x[t * e..(t + 1) * e]);
+            self.tok_embd
+                .dequantize_row(tok as usize, &mut x[t * e..(t + 1) * e]);
         }
         let mut h = vec![0f32; n * e];
         let mut q = vec![0f32; n * e];
@@ -274,32 +350,16 @@ impl LlamaWeights {
                     st.v[idx].extend_from_slice(&v[off..off + hd]);
                 }
             }
-            for t in 0..n {
+            for (t, (q_row, att_row)) in q.chunks_exact(e).zip(att.chunks_exact_mut(e)).enumerate()
+            {
                 let n_ctx = p0 + t + 1;
-                for head in 0..cfg.n_head {
+                for (head, (qh, out)) in q_row
+                    .chunks_exact(hd)
+                    .zip(att_row.chunks_exact_mut(hd))
+                    .enumerate()
+                {
                     let idx = li * cfg.n_kv_head + head / group;
-                    let (keys, values) = (&st.k[idx], &st.v[idx]);
-                    let qh = &q[t * e + head * hd..t * e + (head + 1) * hd];
-                    scores.clear();
-                    let mut max = f32::NEG_INFINITY;
-                    for j in 0..n_ctx {
-                        let s = dot(qh, &keys[j * hd..(j + 1) * hd]) * scale;
-                        max = max.max(s);
-                        scores.push(s);
-                    }
-                    let mut sum = 0f32;
-                    for s in scores.iter_mut() {
-                        *s = (*s - max).exp();
-                        sum += *s;
-                    }
-                    let out = &mut att[t * e + head * hd..t * e + (head + 1) * hd];
-                    out.fill(0.0);
-                    for (j, s) in scores.iter().enumerate() {
-                        let p = s / sum;
-                        for (o, val) in out.iter_mut().zip(&values[j * hd..(j + 1) * hd]) {
-                            *o += p * val;
-                        }
-                    }
+                    attend(qh, &st.k[idx], &st.v[idx], n_ctx, scale, &mut scores, out);
                 }
             }
             layer.wo.matmul(&self.quantize(&att, e), &mut proj);
@@ -312,7 +372,9 @@ impl LlamaWeights {
             for (g, u) in gate.iter_mut().zip(&up) {
                 *g = *g / (1.0 + (-*g).exp()) * u;
             }
-            layer.w_down.matmul(&self.quantize(&gate, cfg.n_ff), &mut proj);
+            layer
+                .w_down
+                .matmul(&self.quantize(&gate, cfg.n_ff), &mut proj);
             add_assign(&mut x, &proj);
         }
         st.tokens.extend_from_slice(chunk);
@@ -349,7 +411,6 @@ impl LlamaWeights {
     }
 }
 
-
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let e = w.len();
     for (xr, or) in x.chunks_exact(e).zip(out.chunks_exact_mut(e)) {
@@ -367,7 +428,75 @@ fn add_assign(x: &mut [f32], y: &[f32]) {
     }
 }
 
+/// Softmax attention of one query head over the first `n_ctx` cached keys/values
+/// (`[position][head_dim]`), written to `out`. Compiled for AVX2 when the CPU has it.
+fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    n_ctx: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        /// # Safety
+        /// The CPU must support AVX2.
+        #[target_feature(enable = "avx2")]
+        unsafe fn attend_avx2(
+            q: &[f32],
+            k: &[f32],
+            v: &[f32],
+            n: usize,
+            s: f32,
+            sc: &mut Vec<f32>,
+            o: &mut [f32],
+        ) {
+            attend_body(q, k, v, n, s, sc, o);
+        }
+        // SAFETY: AVX2 was detected; the body is safe code.
+        unsafe { attend_avx2(q, keys, values, n_ctx, scale, scores, out) };
+        return;
+    }
+    attend_body(q, keys, values, n_ctx, scale, scores, out);
+}
+
+#[inline(always)]
+fn attend_body(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    n_ctx: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    scores.clear();
+    let mut max = f32::NEG_INFINITY;
+    for key in keys.chunks_exact(hd).take(n_ctx) {
+        let s = dot(q, key) * scale;
+        max = max.max(s);
+        scores.push(s);
+    }
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    out.fill(0.0);
+    for (s, value) in scores.iter().zip(values.chunks_exact(hd)) {
+        let p = s * inv;
+        for (o, x) in out.iter_mut().zip(value) {
+            *o += p * x;
+        }
+    }
+}
+
 /// Dot product with eight independent accumulators (lets the compiler vectorise; fixed order).
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));

@@ -45,7 +45,10 @@ pub enum EmbeddedError {
     #[error(
         "prompt needs {needed} tokens but the context window is {context_length} tokens and it cannot be shortened further"
     )]
-    ContextOverflow { needed: usize, context_length: usize },
+    ContextOverflow {
+        needed: usize,
+        context_length: usize,
+    },
     /// Tokenizer failure.
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
@@ -56,15 +59,23 @@ pub enum EmbeddedError {
 
 impl EmbeddedError {
     pub(crate) fn invalid_model(path: &Path, message: impl std::fmt::Display) -> Self {
-        Self::InvalidModel { path: path.to_path_buf(), message: message.to_string() }
+        Self::InvalidModel {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
     }
 
     /// `ModelNotFound` when `path` does not exist, else `Io`.
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
-            Self::ModelNotFound { path: path.to_path_buf() }
+            Self::ModelNotFound {
+                path: path.to_path_buf(),
+            }
         } else {
-            Self::Io { path: path.to_path_buf(), source }
+            Self::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         }
     }
 }

@@ -66,15 +66,21 @@ impl Kernel {
     }
 }
 
-/// Quantize one block: scale = max|x| / 127, values rounded to nearest.
+/// Quantize one block: scale = max|x| / 127, values rounded to nearest (ties to even).
 fn quantize_block(x: &[f32], q: &mut [i8]) -> f32 {
-    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let mut lanes = [0f32; 8];
+    for c in x.chunks_exact(8) {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l = l.max(v.abs());
+        }
+    }
+    let amax = lanes.iter().fold(0f32, |m, v| m.max(*v));
     let d = amax / 127.0;
     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
     for (o, v) in q.iter_mut().zip(x) {
-        // Round half to even without a libm call (exact for |v * id| <= 127).
-        let r = (v * id + 12_582_912.0) - 12_582_912.0;
-        *o = r.clamp(-127.0, 127.0) as i8;
+        // |v · id| <= 127: adding 1.5 · 2^23 rounds to an integer held in the low mantissa bits.
+        let r = (v * id + 12_582_912.0).to_bits() as i32 - 0x4B40_0000;
+        *o = r as i8;
     }
     d
 }
@@ -103,13 +109,25 @@ impl Q8Acts {
         assert!(cols.is_multiple_of(QK) && x.len().is_multiple_of(cols));
         let m = x.len() / cols;
         let mut q = vec![0i8; x.len()];
-        let d: Vec<f32> = x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).map(|(xb, qb)| quantize_block(xb, qb)).collect();
+        let d: Vec<f32> = x
+            .chunks_exact(QK)
+            .zip(q.chunks_exact_mut(QK))
+            .map(|(xb, qb)| quantize_block(xb, qb))
+            .collect();
         let negbias = if kernel.biased() {
-            q.chunks_exact(4).map(|l| -128 * l.iter().map(|v| i32::from(*v)).sum::<i32>()).collect()
+            q.chunks_exact(4)
+                .map(|l| -128 * l.iter().map(|v| i32::from(*v)).sum::<i32>())
+                .collect()
         } else {
             Vec::new()
         };
-        Self { m, cols, q, d, negbias }
+        Self {
+            m,
+            cols,
+            q,
+            d,
+            negbias,
+        }
     }
 }
 
@@ -117,13 +135,23 @@ impl Q8Mat {
     pub fn quantize(data: &[f32], rows: usize, cols: usize, kernel: Kernel) -> Self {
         assert!(cols.is_multiple_of(QK) && data.len() == rows * cols);
         let mut q = vec![0i8; data.len()];
-        let d = data.chunks_exact(QK).zip(q.chunks_exact_mut(QK)).map(|(xb, qb)| quantize_block(xb, qb)).collect();
+        let d = data
+            .chunks_exact(QK)
+            .zip(q.chunks_exact_mut(QK))
+            .map(|(xb, qb)| quantize_block(xb, qb))
+            .collect();
         if kernel.biased() {
             for v in q.iter_mut() {
                 *v = (*v as u8 ^ 0x80) as i8;
             }
         }
-        Self { rows, cols, q, d, kernel }
+        Self {
+            rows,
+            cols,
+            q,
+            d,
+            kernel,
+        }
     }
 
     pub fn kernel(&self) -> Kernel {
@@ -135,7 +163,11 @@ impl Q8Mat {
         let kb = self.cols / QK;
         let q = &self.q[r * self.cols..(r + 1) * self.cols];
         let bias = if self.kernel.biased() { 0x80u8 } else { 0 };
-        for ((ob, qb), d) in out.chunks_exact_mut(QK).zip(q.chunks_exact(QK)).zip(&self.d[r * kb..(r + 1) * kb]) {
+        for ((ob, qb), d) in out
+            .chunks_exact_mut(QK)
+            .zip(q.chunks_exact(QK))
+            .zip(&self.d[r * kb..(r + 1) * kb])
+        {
             for (o, v) in ob.iter_mut().zip(qb) {
                 *o = f32::from((*v as u8 ^ bias) as i8) * d;
             }
@@ -147,57 +179,33 @@ impl Q8Mat {
         assert_eq!(x.cols, self.cols, "activation width");
         assert_eq!(out.len(), x.m * self.rows, "output size");
         let (k, kb, n) = (self.cols, self.cols / QK, self.rows);
-        for r0 in (0..x.m).step_by(ROW_TILE) {
-            let r1 = x.m.min(r0 + ROW_TILE);
-            let mut c = 0;
-            while c < n {
-                let width = (n - c).min(4);
-                for r in r0..r1 {
-                    let xq = &x.q[r * k..(r + 1) * k];
-                    let xd = &x.d[r * kb..(r + 1) * kb];
-                    let nb = if x.negbias.is_empty() { &[][..] } else { &x.negbias[r * kb * 8..(r + 1) * kb * 8] };
-                    let dst = &mut out[r * n + c..r * n + c + width];
-                    if width == 4 {
-                        let w = &self.q[c * k..(c + 4) * k];
-                        let wd = &self.d[c * kb..(c + 4) * kb];
-                        dst.copy_from_slice(&self.dot4(xq, xd, nb, w, wd));
-                    } else {
-                        for (j, o) in dst.iter_mut().enumerate() {
-                            let cc = c + j;
-                            *o = self.dot1(xq, xd, nb, &self.q[cc * k..(cc + 1) * k], &self.d[cc * kb..(cc + 1) * kb]);
-                        }
-                    }
-                }
-                c += width;
-            }
-        }
-    }
-
-    /// Four consecutive weight rows `w` (4 × k) against one activation row.
-    fn dot4(&self, xq: &[i8], xd: &[f32], nb: &[i32], w: &[i8], wd: &[f32]) -> [f32; 4] {
-        debug_assert!(w.len() == 4 * xq.len() && wd.len() == 4 * xd.len());
-        match self.kernel {
+        let simd_cols = match self.kernel {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the kernel was chosen by runtime feature detection; slice lengths are
-            // checked by the callers (`matmul` asserts shapes) and re-checked in the kernel.
-            Kernel::Avx512Vnni => unsafe { x86::dot4_avx512vnni(xq, xd, nb, w, wd) },
+            // SAFETY: the kernel was chosen by runtime feature detection; the kernels assert the
+            // slice shapes they rely on.
+            Kernel::Avx512Vnni => unsafe {
+                x86::matmul_avx512vnni(&x.q, &x.d, &x.negbias, &self.q, &self.d, n, out)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Kernel::AvxVnni => unsafe { x86::dot4_avxvnni(xq, xd, nb, w, wd) },
+            Kernel::AvxVnni => unsafe {
+                x86::matmul_avxvnni(&x.q, &x.d, &x.negbias, &self.q, &self.d, n, out)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Kernel::Avx2 => unsafe { x86::dot4_avx2(xq, xd, w, wd) },
-            _ => {
-                let k = xq.len();
-                let kb = xd.len();
-                std::array::from_fn(|j| dot_scalar(xq, xd, &w[j * k..(j + 1) * k], &wd[j * kb..(j + 1) * kb], self.kernel.biased()))
+            Kernel::Avx2 => unsafe {
+                x86::matmul_avx2(&x.q, &x.d, &x.negbias, &self.q, &self.d, n, out)
+            },
+            _ => 0,
+        };
+        // Columns the SIMD kernels leave (all of them for the scalar kernel, else n % 4).
+        for r in 0..x.m {
+            let (xq, xd) = (&x.q[r * k..(r + 1) * k], &x.d[r * kb..(r + 1) * kb]);
+            for c in simd_cols..n {
+                let (w, wd) = (&self.q[c * k..(c + 1) * k], &self.d[c * kb..(c + 1) * kb]);
+                out[r * n + c] = dot_scalar(xq, xd, w, wd, self.kernel.biased());
             }
         }
-    }
-
-    fn dot1(&self, xq: &[i8], xd: &[f32], nb: &[i32], w: &[i8], wd: &[f32]) -> f32 {
-        let _ = nb;
-        dot_scalar(xq, xd, w, wd, self.kernel.biased())
     }
 }
 
@@ -208,126 +216,153 @@ fn dot_scalar(xq: &[i8], xd: &[f32], w: &[i8], wd: &[f32], biased: bool) -> f32 
     for (b, (xb, wb)) in xq.chunks_exact(QK).zip(w.chunks_exact(QK)).enumerate() {
         let s = xd[b] * wd[b];
         for (lane, (xl, wl)) in xb.chunks_exact(4).zip(wb.chunks_exact(4)).enumerate() {
-            let t: i32 = xl.iter().zip(wl).map(|(x, w)| i32::from(*x) * i32::from((*w as u8 ^ bias) as i8)).sum();
+            let t: i32 = xl
+                .iter()
+                .zip(wl)
+                .map(|(x, w)| i32::from(*x) * i32::from((*w as u8 ^ bias) as i8))
+                .sum();
             acc[lane] += t as f32 * s;
         }
     }
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    //! The loops walk raw pointers advanced with `wrapping_add` and read memory only through
+    //! `lddqu` / `maskload` / `maskstore`, which map straight to LLVM intrinsics: this crate keeps
+    //! debug assertions on in release, and slice indexing, `ptr::add`, raw derefs or
+    //! `loadu`/`storeu` (via `read_unaligned`) would put precondition checks and stack copies in
+    //! the innermost loop (measured 2x slower).
+
     use std::arch::x86_64::*;
 
-    use super::QK;
+    use super::{QK, ROW_TILE};
 
-    /// # Safety
-    /// Only called from the AVX2 kernels below.
+    /// Checks every shape the kernels rely on; returns (m, k, kb).
+    fn check(
+        xq: &[i8],
+        xd: &[f32],
+        nb: Option<&[i32]>,
+        w: &[i8],
+        wd: &[f32],
+        n: usize,
+        out: &[f32],
+    ) -> (usize, usize, usize) {
+        let kb = wd.len() / n.max(1);
+        let k = kb * QK;
+        let m = xd.len() / kb.max(1);
+        assert!(
+            kb > 0 && wd.len() == n * kb && w.len() == n * k,
+            "weight shape"
+        );
+        assert!(
+            xd.len() == m * kb && xq.len() == m * k && out.len() == m * n,
+            "activation shape"
+        );
+        if let Some(nb) = nb {
+            assert_eq!(nb.len(), m * kb * 8, "activation lane sums");
+        }
+        (m, k, kb)
+    }
+
+    /// 32 bytes at `p`.
     #[inline(always)]
-    unsafe fn hsum(v: __m256) -> f32 {
-        // ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)), same order as `dot_scalar`.
+    unsafe fn load256(p: *const i8) -> __m256i {
+        // SAFETY: the caller guarantees 32 readable bytes.
+        unsafe { _mm256_lddqu_si256(p as *const __m256i) }
+    }
+
+    /// The f32 at `p` in all eight lanes.
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees a readable f32; only lane 0 is loaded.
+        unsafe { _mm256_broadcastss_ps(_mm_maskload_ps(p, _mm_setr_epi32(-1, 0, 0, 0))) }
+    }
+
+    /// Horizontal sums of four accumulators: lane j = ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)) of
+    /// `aj`, the order `dot_scalar` uses.
+    #[inline(always)]
+    unsafe fn hsum4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
         // SAFETY: AVX is enabled in every caller.
         unsafe {
-            let lo = _mm256_castps256_ps128(v);
-            let hi = _mm256_extractf128_ps::<1>(v);
-            let s = _mm_add_ps(lo, hi);
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-            _mm_cvtss_f32(s)
+            let t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+            _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
         }
     }
 
-    type Block = [i8; QK];
-
-    /// Four consecutive rows (`w`: 4 × k values, `wd`: 4 × kb scales) as blocks.
-    #[allow(clippy::type_complexity)]
-    fn rows4<'a>(w: &'a [i8], wd: &'a [f32], kb: usize) -> ([&'a [Block]; 4], [&'a [f32]; 4]) {
-        let (blocks, rest) = w.as_chunks::<QK>();
-        assert!(rest.is_empty() && blocks.len() == 4 * kb && wd.len() == 4 * kb);
-        let (w01, w23) = blocks.split_at(2 * kb);
-        let (w0, w1) = w01.split_at(kb);
-        let (w2, w3) = w23.split_at(kb);
-        let (d01, d23) = wd.split_at(2 * kb);
-        let (d0, d1) = d01.split_at(kb);
-        let (d2, d3) = d23.split_at(kb);
-        ([w0, w1, w2, w3], [d0, d1, d2, d3])
-    }
-
-    #[inline(always)]
-    fn load32(v: &Block) -> __m256i {
-        // SAFETY: `v` is 32 bytes; unaligned load.
-        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
-    }
-
-    #[inline(always)]
-    fn load8(v: &[i32; 8]) -> __m256i {
-        // SAFETY: `v` is 32 bytes; unaligned load.
-        unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
-    }
-
-    macro_rules! vnni_kernel {
-        ($name:ident, $features:literal, $dpbusd:ident) => {
+    /// Generates `matmul_*`: for each tile of `ROW_TILE` activation rows and each group of four
+    /// weight rows, four dot products per activation row; returns how many columns were done
+    /// (`n` rounded down to a multiple of 4).
+    macro_rules! matmul_kernel {
+        ($name:ident, $features:literal, vnni: $dpbusd:ident) => {
+            matmul_kernel!(@impl $name, $features, |xv, bias, wv| $dpbusd(bias, wv, xv), true);
+        };
+        ($name:ident, $features:literal, avx2) => {
+            matmul_kernel!(@impl $name, $features, |xv, _bias, wv| {
+                // |w| · (x · sign(w)) = w · x; |w|, |x| <= 127, so the i16 pair sums cannot saturate.
+                let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+                _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+            }, false);
+        };
+        (@impl $name:ident, $features:literal, $dot:expr, $vnni:literal) => {
             /// # Safety
             /// The CPU must support the enabled features.
             #[target_feature(enable = $features)]
-            pub(super) unsafe fn $name(xq: &[i8], xd: &[f32], nb: &[i32], w: &[i8], wd: &[f32]) -> [f32; 4] {
-                let kb = xd.len();
-                let (x, _) = xq.as_chunks::<QK>();
-                let (nb, _) = nb.as_chunks::<8>();
-                let ([w0, w1, w2, w3], [d0, d1, d2, d3]) = rows4(w, wd, kb);
-                assert!(x.len() == kb && nb.len() == kb);
-                let (mut a0, mut a1, mut a2, mut a3) =
-                    (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
-                for b in 0..kb {
-                    let xv = load32(&x[b]);
-                    let bias = load8(&nb[b]);
-                    let dx = _mm256_set1_ps(xd[b]);
-                    // bias + Σ (w + 128) · x = Σ w · x per 4-value lane.
-                    let f0 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w0[b]), xv));
-                    let f1 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w1[b]), xv));
-                    let f2 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w2[b]), xv));
-                    let f3 = _mm256_cvtepi32_ps($dpbusd(bias, load32(&w3[b]), xv));
-                    a0 = _mm256_fmadd_ps(f0, _mm256_mul_ps(dx, _mm256_set1_ps(d0[b])), a0);
-                    a1 = _mm256_fmadd_ps(f1, _mm256_mul_ps(dx, _mm256_set1_ps(d1[b])), a1);
-                    a2 = _mm256_fmadd_ps(f2, _mm256_mul_ps(dx, _mm256_set1_ps(d2[b])), a2);
-                    a3 = _mm256_fmadd_ps(f3, _mm256_mul_ps(dx, _mm256_set1_ps(d3[b])), a3);
+            pub(super) unsafe fn $name(xq: &[i8], xd: &[f32], nb: &[i32], w: &[i8], wd: &[f32], n: usize, out: &mut [f32]) -> usize {
+                let (m, k, kb) = check(xq, xd, if $vnni { Some(nb) } else { None }, w, wd, n, out);
+                let dot = $dot;
+                let mask = _mm_set1_epi32(-1);
+                let n4 = n & !3;
+                for r0 in (0..m).step_by(ROW_TILE) {
+                    for c in (0..n4).step_by(4) {
+                        for r in r0..m.min(r0 + ROW_TILE) {
+                            // SAFETY: `check` bounds all pointers: activation row `r` has `kb`
+                            // blocks (`k` bytes, `kb` scales, `8 kb` lane sums); weight rows
+                            // `c..c+4` start `k` bytes (`kb` scales) apart; output row `r` has `n`
+                            // values and `c + 4 <= n`.
+                            unsafe {
+                                let mut px = xq.as_ptr().wrapping_add(r * k);
+                                let mut pdx = xd.as_ptr().wrapping_add(r * kb);
+                                let mut pb = if $vnni { nb.as_ptr().wrapping_add(r * kb * 8) } else { nb.as_ptr() };
+                                let mut pw = w.as_ptr().wrapping_add(c * k);
+                                let mut pd = wd.as_ptr().wrapping_add(c * kb);
+                                let (mut a0, mut a1, mut a2, mut a3) =
+                                    (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+                                for _ in 0..kb {
+                                    let xv = load256(px);
+                                    let bias = if $vnni { _mm256_lddqu_si256(pb as *const __m256i) } else { _mm256_setzero_si256() };
+                                    let dx = splat(pdx);
+                                    let sc = |j: usize| _mm256_mul_ps(dx, splat(pd.wrapping_add(j * kb)));
+                                    let f = |j: usize| _mm256_cvtepi32_ps(dot(xv, bias, load256(pw.wrapping_add(j * k))));
+                                    a0 = _mm256_fmadd_ps(f(0), sc(0), a0);
+                                    a1 = _mm256_fmadd_ps(f(1), sc(1), a1);
+                                    a2 = _mm256_fmadd_ps(f(2), sc(2), a2);
+                                    a3 = _mm256_fmadd_ps(f(3), sc(3), a3);
+                                    px = px.wrapping_add(QK);
+                                    pdx = pdx.wrapping_add(1);
+                                    if $vnni {
+                                        pb = pb.wrapping_add(8);
+                                    }
+                                    pw = pw.wrapping_add(QK);
+                                    pd = pd.wrapping_add(1);
+                                }
+                                let dst = out.as_mut_ptr().wrapping_add(r * n + c);
+                                _mm_maskstore_ps(dst, mask, hsum4(a0, a1, a2, a3));
+                            }
+                        }
+                    }
                 }
-                // SAFETY: AVX is enabled here.
-                unsafe { [hsum(a0), hsum(a1), hsum(a2), hsum(a3)] }
+                n4
             }
         };
     }
 
-    vnni_kernel!(dot4_avx512vnni, "avx512vnni,avx512vl,avx2,fma", _mm256_dpbusd_epi32);
-    vnni_kernel!(dot4_avxvnni, "avxvnni,avx2,fma", _mm256_dpbusd_avx_epi32);
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot4_avx2(xq: &[i8], xd: &[f32], w: &[i8], wd: &[f32]) -> [f32; 4] {
-        let kb = xd.len();
-        let (x, _) = xq.as_chunks::<QK>();
-        let ([w0, w1, w2, w3], [d0, d1, d2, d3]) = rows4(w, wd, kb);
-        assert_eq!(x.len(), kb);
-        let ones = _mm256_set1_epi16(1);
-        // |w| · (x · sign(w)) = w · x; |w|, |x| <= 127 so the i16 pair sums cannot saturate.
-        let dot = |wv: __m256i, xv: __m256i| {
-            let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-            _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones))
-        };
-        let (mut a0, mut a1, mut a2, mut a3) =
-            (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
-        for b in 0..kb {
-            let xv = load32(&x[b]);
-            let dx = _mm256_set1_ps(xd[b]);
-            a0 = _mm256_fmadd_ps(dot(load32(&w0[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d0[b])), a0);
-            a1 = _mm256_fmadd_ps(dot(load32(&w1[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d1[b])), a1);
-            a2 = _mm256_fmadd_ps(dot(load32(&w2[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d2[b])), a2);
-            a3 = _mm256_fmadd_ps(dot(load32(&w3[b]), xv), _mm256_mul_ps(dx, _mm256_set1_ps(d3[b])), a3);
-        }
-        // SAFETY: AVX is enabled here.
-        unsafe { [hsum(a0), hsum(a1), hsum(a2), hsum(a3)] }
-    }
+    // VNNI: the weights are stored as `w + 128` (unsigned) and `bias` = -128 · Σx per 4-value
+    // lane, so bias + Σ (w + 128) · x = Σ w · x exactly.
+    matmul_kernel!(matmul_avx512vnni, "avx512vnni,avx512vl,avx2,fma", vnni: _mm256_dpbusd_epi32);
+    matmul_kernel!(matmul_avxvnni, "avxvnni,avx2,fma", vnni: _mm256_dpbusd_avx_epi32);
+    matmul_kernel!(matmul_avx2, "avx2,fma", avx2);
 }
 
 #[cfg(test)]
@@ -362,7 +397,10 @@ mod tests {
             let mut got = vec![0f32; m * rows];
             mat.matmul(&acts, &mut got);
             for (g, e) in got.iter().zip(&want) {
-                assert!((g - e).abs() < 0.05 * (1.0 + e.abs()), "{kernel:?}: {g} vs {e}");
+                assert!(
+                    (g - e).abs() < 0.05 * (1.0 + e.abs()),
+                    "{kernel:?}: {g} vs {e}"
+                );
             }
             // Row independence: each row alone gives the same bits.
             for r in 0..m {
@@ -373,7 +411,11 @@ mod tests {
             }
             let mut row = vec![0f32; cols];
             mat.dequantize_row(3, &mut row);
-            assert!(row.iter().zip(&w[3 * cols..4 * cols]).all(|(a, b)| (a - b).abs() < 0.02));
+            assert!(
+                row.iter()
+                    .zip(&w[3 * cols..4 * cols])
+                    .all(|(a, b)| (a - b).abs() < 0.02)
+            );
             results.push(got);
         }
         // All kernels compute the same integer block sums; only FMA rounding may differ.

@@ -37,8 +37,13 @@ const REPEAT_LAST_N: usize = 64;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FieldKind {
     Enum(Vec<String>),
-    Text { max_chars: Option<usize>, non_empty: bool },
-    Number { integer: bool },
+    Text {
+        max_chars: Option<usize>,
+        non_empty: bool,
+    },
+    Number {
+        integer: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,30 +58,49 @@ fn unsupported(msg: impl Into<String>) -> EmbeddedError {
 
 /// Parse and check a schema; see the module docs for the subset.
 pub(crate) fn parse(schema: &Value) -> Result<Vec<Field>, EmbeddedError> {
-    let obj = schema.as_object().ok_or_else(|| unsupported("the schema must be a JSON object"))?;
+    let obj = schema
+        .as_object()
+        .ok_or_else(|| unsupported("the schema must be a JSON object"))?;
     for (key, value) in obj {
         match key.as_str() {
             "type" if value == "object" => {}
-            "type" => return Err(unsupported(format!("top-level type must be \"object\", got {value}"))),
-            "properties" | "required" | "title" | "description" | "$schema" | "$id" | "$comment" => {}
+            "type" => {
+                return Err(unsupported(format!(
+                    "top-level type must be \"object\", got {value}"
+                )));
+            }
+            "properties" | "required" | "title" | "description" | "$schema" | "$id"
+            | "$comment" => {}
             "additionalProperties" if value.is_boolean() => {}
-            other => return Err(unsupported(format!("top-level keyword `{other}` is not supported"))),
+            other => {
+                return Err(unsupported(format!(
+                    "top-level keyword `{other}` is not supported"
+                )));
+            }
         }
     }
     if obj.get("type").is_none() {
         return Err(unsupported("top-level \"type\": \"object\" is required"));
     }
     let props = match obj.get("properties") {
-        Some(p) => p.as_object().ok_or_else(|| unsupported("`properties` must be an object"))?,
+        Some(p) => p
+            .as_object()
+            .ok_or_else(|| unsupported("`properties` must be an object"))?,
         None => return Err(unsupported("`properties` is required")),
     };
     let mut order: Vec<&str> = Vec::new();
     if let Some(req) = obj.get("required") {
-        let req = req.as_array().ok_or_else(|| unsupported("`required` must be an array"))?;
+        let req = req
+            .as_array()
+            .ok_or_else(|| unsupported("`required` must be an array"))?;
         for r in req {
-            let name = r.as_str().ok_or_else(|| unsupported("`required` entries must be strings"))?;
+            let name = r
+                .as_str()
+                .ok_or_else(|| unsupported("`required` entries must be strings"))?;
             if !props.contains_key(name) {
-                return Err(unsupported(format!("required property `{name}` is not in `properties`")));
+                return Err(unsupported(format!(
+                    "required property `{name}` is not in `properties`"
+                )));
             }
             if !order.contains(&name) {
                 order.push(name);
@@ -92,17 +116,26 @@ pub(crate) fn parse(schema: &Value) -> Result<Vec<Field>, EmbeddedError> {
         .into_iter()
         .map(|name| {
             let kind = parse_property(name, &props[name])?;
-            Ok(Field { name: name.to_string(), kind })
+            Ok(Field {
+                name: name.to_string(),
+                kind,
+            })
         })
         .collect()
 }
 
 fn parse_property(name: &str, p: &Value) -> Result<FieldKind, EmbeddedError> {
-    let obj = p.as_object().ok_or_else(|| unsupported(format!("property `{name}` must be a schema object")))?;
+    let obj = p
+        .as_object()
+        .ok_or_else(|| unsupported(format!("property `{name}` must be a schema object")))?;
     let ty = match obj.get("type") {
         None => None,
         Some(Value::String(t)) => Some(t.as_str()),
-        Some(other) => return Err(unsupported(format!("property `{name}`: type {other} is not supported"))),
+        Some(other) => {
+            return Err(unsupported(format!(
+                "property `{name}`: type {other} is not supported"
+            )));
+        }
     };
     for key in obj.keys() {
         let ok = match key.as_str() {
@@ -111,7 +144,9 @@ fn parse_property(name: &str, p: &Value) -> Result<FieldKind, EmbeddedError> {
             _ => false,
         };
         if !ok {
-            return Err(unsupported(format!("property `{name}`: keyword `{key}` is not supported here")));
+            return Err(unsupported(format!(
+                "property `{name}`: keyword `{key}` is not supported here"
+            )));
         }
     }
     let max_chars = match obj.get("maxLength") {
@@ -119,25 +154,43 @@ fn parse_property(name: &str, p: &Value) -> Result<FieldKind, EmbeddedError> {
         Some(v) => Some(
             v.as_u64()
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-                .ok_or_else(|| unsupported(format!("property `{name}`: maxLength must be a non-negative integer")))?,
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "property `{name}`: maxLength must be a non-negative integer"
+                    ))
+                })?,
         ),
     };
     let min_chars = match obj.get("minLength") {
         None => 0,
         Some(v) => match v.as_u64() {
             Some(n @ 0..=1) => n as usize,
-            _ => return Err(unsupported(format!("property `{name}`: only minLength 0 or 1 is supported"))),
+            _ => {
+                return Err(unsupported(format!(
+                    "property `{name}`: only minLength 0 or 1 is supported"
+                )));
+            }
         },
     };
     if let (Some(max), 1) = (max_chars, min_chars)
         && max == 0
     {
-        return Err(unsupported(format!("property `{name}`: minLength exceeds maxLength")));
+        return Err(unsupported(format!(
+            "property `{name}`: minLength exceeds maxLength"
+        )));
     }
     let options = match (obj.get("enum"), obj.get("const")) {
-        (Some(_), Some(_)) => return Err(unsupported(format!("property `{name}`: both enum and const"))),
+        (Some(_), Some(_)) => {
+            return Err(unsupported(format!(
+                "property `{name}`: both enum and const"
+            )));
+        }
         (Some(Value::Array(values)), None) => Some(values.clone()),
-        (Some(_), None) => return Err(unsupported(format!("property `{name}`: enum must be an array"))),
+        (Some(_), None) => {
+            return Err(unsupported(format!(
+                "property `{name}`: enum must be an array"
+            )));
+        }
         (None, Some(c)) => Some(vec![c.clone()]),
         (None, None) => None,
     };
@@ -147,23 +200,34 @@ fn parse_property(name: &str, p: &Value) -> Result<FieldKind, EmbeddedError> {
         }
         let mut out = Vec::with_capacity(values.len());
         for v in values {
-            let s = v
-                .as_str()
-                .ok_or_else(|| unsupported(format!("property `{name}`: only string enum values are supported, got {v}")))?;
+            let s = v.as_str().ok_or_else(|| {
+                unsupported(format!(
+                    "property `{name}`: only string enum values are supported, got {v}"
+                ))
+            })?;
             let len = s.chars().count();
             if max_chars.is_some_and(|m| len > m) || len < min_chars {
-                return Err(unsupported(format!("property `{name}`: enum value {v} violates min/maxLength")));
+                return Err(unsupported(format!(
+                    "property `{name}`: enum value {v} violates min/maxLength"
+                )));
             }
             out.push(s.to_string());
         }
         return Ok(FieldKind::Enum(out));
     }
     match ty {
-        Some("string") => Ok(FieldKind::Text { max_chars, non_empty: min_chars > 0 }),
+        Some("string") => Ok(FieldKind::Text {
+            max_chars,
+            non_empty: min_chars > 0,
+        }),
         Some("number") => Ok(FieldKind::Number { integer: false }),
         Some("integer") => Ok(FieldKind::Number { integer: true }),
-        Some(other) => Err(unsupported(format!("property `{name}`: type \"{other}\" is not supported"))),
-        None => Err(unsupported(format!("property `{name}`: needs a type or an enum"))),
+        Some(other) => Err(unsupported(format!(
+            "property `{name}`: type \"{other}\" is not supported"
+        ))),
+        None => Err(unsupported(format!(
+            "property `{name}`: needs a type or an enum"
+        ))),
     }
 }
 
@@ -209,11 +273,19 @@ fn text_after(fields: &[Field], i: usize) -> String {
 
 /// Text to force right after the assistant header (`{` and the first key, or `{}`).
 pub(crate) fn opening(fields: &[Field]) -> String {
-    if fields.is_empty() { "{}".to_string() } else { text_before(fields, 0) }
+    if fields.is_empty() {
+        "{}".to_string()
+    } else {
+        text_before(fields, 0)
+    }
 }
 
 /// Upper estimate of the forced (non-free-text) tokens from value `from` on, for budgeting.
-fn forced_estimate(vocab: &GgufVocab, fields: &[Field], from: usize) -> Result<usize, EmbeddedError> {
+fn forced_estimate(
+    vocab: &GgufVocab,
+    fields: &[Field],
+    from: usize,
+) -> Result<usize, EmbeddedError> {
     let mut n = 0;
     for (i, f) in fields.iter().enumerate().skip(from) {
         n += vocab.encode_plain(&text_after(fields, i))?.len();
@@ -239,7 +311,11 @@ pub(crate) fn skeleton_tokens(vocab: &GgufVocab, fields: &[Field]) -> Result<usi
 
 /// Generate all values; the session must have been fed [`opening`] already.
 /// Returns the JSON text.
-pub(crate) fn generate(s: &mut Session<'_>, fields: &[Field], max_tokens: usize) -> Result<String, EmbeddedError> {
+pub(crate) fn generate(
+    s: &mut Session<'_>,
+    fields: &[Field],
+    max_tokens: usize,
+) -> Result<String, EmbeddedError> {
     let mut values: Vec<Value> = Vec::with_capacity(fields.len());
     for (i, field) in fields.iter().enumerate() {
         let after = text_after(fields, i);
@@ -250,16 +326,26 @@ pub(crate) fn generate(s: &mut Session<'_>, fields: &[Field], max_tokens: usize)
                 s.force_text(&after)?;
                 Value::Number(text)
             }
-            FieldKind::Text { max_chars, non_empty } => {
+            FieldKind::Text {
+                max_chars,
+                non_empty,
+            } => {
                 let later = forced_estimate(s.vocab, fields, i + 1)?;
-                let texts_left = fields[i..].iter().filter(|f| matches!(f.kind, FieldKind::Text { .. })).count();
+                let texts_left = fields[i..]
+                    .iter()
+                    .filter(|f| matches!(f.kind, FieldKind::Text { .. }))
+                    .count();
                 let budget = max_tokens.saturating_sub(s.answer_tokens + later) / texts_left.max(1);
                 let budget = budget.min(s.room().saturating_sub(later + after.len()));
                 let (text, tail) = gen_text(s, budget, *max_chars)?;
                 let mut forced = tail;
                 forced.push_str(&after);
                 s.force_text(&forced)?;
-                let text = if *non_empty && text.is_empty() { "-".to_string() } else { text };
+                let text = if *non_empty && text.is_empty() {
+                    "-".to_string()
+                } else {
+                    text
+                };
                 Value::String(text)
             }
         };
@@ -279,7 +365,11 @@ pub(crate) fn generate(s: &mut Session<'_>, fields: &[Field], max_tokens: usize)
 }
 
 /// Score every option (see module docs), force the winner plus the following skeleton text.
-fn choose_enum(s: &mut Session<'_>, options: &[String], after: &str) -> Result<String, EmbeddedError> {
+fn choose_enum(
+    s: &mut Session<'_>,
+    options: &[String],
+    after: &str,
+) -> Result<String, EmbeddedError> {
     let mut best: Option<(f32, usize, Vec<u32>)> = None;
     for (idx, option) in options.iter().enumerate() {
         let body = json_body(option);
@@ -294,7 +384,11 @@ fn choose_enum(s: &mut Session<'_>, options: &[String], after: &str) -> Result<S
                 break;
             }
         }
-        let score = if options.len() == 1 { 0.0 } else { s.score(&ids[..=k])? };
+        let score = if options.len() == 1 {
+            0.0
+        } else {
+            s.score(&ids[..=k])?
+        };
         if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
             best = Some((score, idx, ids));
         }
@@ -309,7 +403,11 @@ fn choose_enum(s: &mut Session<'_>, options: &[String], after: &str) -> Result<S
 }
 
 /// Greedy free string. Returns (content, text of the stop token before its quote, to be forced).
-fn gen_text(s: &mut Session<'_>, budget: usize, max_chars: Option<usize>) -> Result<(String, String), EmbeddedError> {
+fn gen_text(
+    s: &mut Session<'_>,
+    budget: usize,
+    max_chars: Option<usize>,
+) -> Result<(String, String), EmbeddedError> {
     let mut bytes: Vec<u8> = Vec::new();
     let mut generated: Vec<u32> = Vec::new();
     let mut tail = String::new();
@@ -318,7 +416,9 @@ fn gen_text(s: &mut Session<'_>, budget: usize, max_chars: Option<usize>) -> Res
         s.advance()?;
         let may_stop = generated.len() >= MIN_TEXT_TOKENS;
         let window = &generated[generated.len().saturating_sub(REPEAT_LAST_N)..];
-        let next = s.pick(REPEAT_PENALTY, window, |id| may_stop || !s.vocab.stops_string[id as usize]);
+        let next = s.pick(REPEAT_PENALTY, window, |id| {
+            may_stop || !s.vocab.stops_string[id as usize]
+        });
         let Some(next) = next else { break };
         if s.vocab.is_control[next as usize] {
             break;
@@ -344,20 +444,31 @@ fn gen_text(s: &mut Session<'_>, budget: usize, max_chars: Option<usize>) -> Res
 fn clean_text(bytes: &[u8], max_chars: Option<usize>) -> String {
     let valid = match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
-        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
+        }
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     };
     let mut text = if valid.contains('\\') {
-        serde_json::from_str::<String>(&format!("\"{valid}\"")).unwrap_or_else(|_| valid.trim_end_matches('\\').to_string())
+        serde_json::from_str::<String>(&format!("\"{valid}\""))
+            .unwrap_or_else(|_| valid.trim_end_matches('\\').to_string())
     } else {
         valid
     };
-    text = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    text = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let mut text = text.trim().to_string();
     if let Some(max) = max_chars
         && text.chars().count() > max
     {
-        text = text.chars().take(max).collect::<String>().trim_end().to_string();
+        text = text
+            .chars()
+            .take(max)
+            .collect::<String>()
+            .trim_end()
+            .to_string();
     }
     text
 }
@@ -371,12 +482,14 @@ fn gen_number(s: &mut Session<'_>, integer: bool) -> Result<serde_json::Number, 
         }
         s.advance()?;
         let extend = |id: u32| extend_number(&text, &s.vocab.token_bytes[id as usize], integer);
-        let Some(best) = s.pick(1.0, &[], |_| true) else { break };
+        let Some(best) = s.pick(1.0, &[], |_| true) else {
+            break;
+        };
         let next = match extend(best) {
             Some(t) => Some((best, t)),
-            None if !text.bytes().any(|b| b.is_ascii_digit()) => {
-                s.pick(1.0, &[], |id| extend(id).is_some()).and_then(|id| extend(id).map(|t| (id, t)))
-            }
+            None if !text.bytes().any(|b| b.is_ascii_digit()) => s
+                .pick(1.0, &[], |id| extend(id).is_some())
+                .and_then(|id| extend(id).map(|t| (id, t))),
             None => None,
         };
         let Some((id, t)) = next else { break };
@@ -384,8 +497,13 @@ fn gen_number(s: &mut Session<'_>, integer: bool) -> Result<serde_json::Number, 
         s.push(id);
     }
     let text = text.trim_end_matches('.');
-    let text = if text.bytes().any(|b| b.is_ascii_digit()) { text } else { "0" };
-    Ok(serde_json::from_str::<serde_json::Number>(text).unwrap_or_else(|_| serde_json::Number::from(0)))
+    let text = if text.bytes().any(|b| b.is_ascii_digit()) {
+        text
+    } else {
+        "0"
+    };
+    Ok(serde_json::from_str::<serde_json::Number>(text)
+        .unwrap_or_else(|_| serde_json::Number::from(0)))
 }
 
 /// `text` extended by `bytes` if the result is still a prefix of a JSON number.
@@ -423,8 +541,17 @@ mod tests {
             "required":["choice","explanation"]});
         let fields = parse(&schema).unwrap();
         assert_eq!(fields[0].name, "choice");
-        assert_eq!(fields[0].kind, FieldKind::Enum(vec!["Yes".into(), "No".into(), "N/A".into()]));
-        assert_eq!(fields[1].kind, FieldKind::Text { max_chars: Some(300), non_empty: false });
+        assert_eq!(
+            fields[0].kind,
+            FieldKind::Enum(vec!["Yes".into(), "No".into(), "N/A".into()])
+        );
+        assert_eq!(
+            fields[1].kind,
+            FieldKind::Text {
+                max_chars: Some(300),
+                non_empty: false
+            }
+        );
     }
 
     #[test]
@@ -439,7 +566,10 @@ mod tests {
             json!({"type":"object","properties":{"a":{"type":"number","minimum":0}}}),
             json!({"type":"object","properties":{"a":{"type":"string"}},"oneOf":[]}),
         ] {
-            assert!(matches!(parse(&bad), Err(EmbeddedError::UnsupportedSchema(_))), "{bad}");
+            assert!(
+                matches!(parse(&bad), Err(EmbeddedError::UnsupportedSchema(_))),
+                "{bad}"
+            );
         }
     }
 
