@@ -15,6 +15,7 @@ use bullmq::{Job, Worker};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -49,6 +50,21 @@ struct Shared {
 
 fn fail(msg: impl Into<String>) -> bullmq::Error {
     bullmq::Error::Unrecoverable(msg.into())
+}
+
+/// The workbook job id a plan or assemble job works on.
+fn job_ref(job: &Job) -> String {
+    job.data()
+        .get("job")
+        .and_then(|j| j.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether this failure ends the job: unrecoverable, or the last configured attempt.
+fn is_last_attempt(job: &Job, e: &bullmq::Error) -> bool {
+    matches!(e, bullmq::Error::Unrecoverable(_))
+        || job.attempts_started().max(job.attempts_made() + 1) >= job.opts().attempts.unwrap_or(1)
 }
 
 fn retry(e: QueueError) -> bullmq::Error {
@@ -271,24 +287,32 @@ impl RunningWorker {
         });
         let processor = move |job: Job, token: CancellationToken| {
             let shared = shared.clone();
+            let span = tracing::info_span!("job", id = job.id(), name = job.name());
             async move {
-                let span = tracing::info_span!("job", id = job.id(), name = job.name());
-                let _g = span.enter();
-                match job.name() {
-                    JOB_PLAN => {
-                        let id = job
-                            .data()
-                            .get("job")
-                            .and_then(|j| j.as_str())
-                            .unwrap_or_default()
-                            .to_string();
-                        shared.plan(&id).await
-                    }
+                let result = match job.name() {
+                    JOB_PLAN => shared.plan(&job_ref(&job)).await,
                     JOB_BATCH => shared.batch(&job, &token).await,
                     JOB_ASSEMBLE => shared.assemble(&job).await,
                     other => Err(fail(format!("unknown job name '{other}'"))),
+                };
+                // A plan or assemble job that gives up for good (retries spent on a transient
+                // error) must not leave the user-visible state at "running".
+                if let Err(e) = &result
+                    && job.name() != JOB_BATCH
+                    && is_last_attempt(&job, e)
+                {
+                    let id = job_ref(&job);
+                    if let Err(store) = shared
+                        .queue
+                        .set_phase(&id, JobPhase::Failed, Some(&e.to_string()))
+                        .await
+                    {
+                        tracing::error!(job = id, error = %store, "could not record the failure");
+                    }
                 }
+                result
             }
+            .instrument(span)
         };
         let opts = bullmq::WorkerOptions::new()
             .connection(cfg.connection())

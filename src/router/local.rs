@@ -1,7 +1,7 @@
 //! The `embedded` provider: a small pool of in-process candle models, each call on a blocking
 //! thread so async work (lock renewal, heartbeats) is never starved. Loads models lazily.
 
-use super::embedded::{EmbeddedChat, EmbeddedEmbedder, EmbeddedRequest};
+use super::embedded::{EmbeddedChat, EmbeddedEmbedder, EmbeddedError, EmbeddedRequest};
 use super::{ChatRequest, ChatResponse, ProviderError};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -14,9 +14,27 @@ pub const EMBED_MODEL: &str = "all-minilm-l6-v2";
 
 pub struct LocalModels {
     dir: PathBuf,
+    /// The first loaded chat model; further instances are forks sharing its weights.
+    prototype: Arc<Mutex<Option<EmbeddedChat>>>,
     idle: Arc<Mutex<Vec<EmbeddedChat>>>,
     limit: Semaphore,
     embedder: OnceCell<Arc<EmbeddedEmbedder>>,
+}
+
+/// Missing or broken model files cool the target down; a request the model cannot take is
+/// permanent; anything else may pass on a retry.
+fn provider_error(e: EmbeddedError) -> ProviderError {
+    match e {
+        EmbeddedError::ModelNotFound { .. }
+        | EmbeddedError::Io { .. }
+        | EmbeddedError::InvalidModel { .. } => ProviderError::ModelMissing(e.to_string()),
+        EmbeddedError::UnsupportedSchema(_)
+        | EmbeddedError::InvalidRequest(_)
+        | EmbeddedError::ContextOverflow { .. } => ProviderError::Permanent(e.to_string()),
+        EmbeddedError::Tokenizer(_) | EmbeddedError::Inference(_) => {
+            ProviderError::Transient(e.to_string())
+        }
+    }
 }
 
 fn blocking_failed(e: tokio::task::JoinError) -> ProviderError {
@@ -27,6 +45,7 @@ impl LocalModels {
     pub fn new(dir: PathBuf, instances: usize) -> Self {
         Self {
             dir,
+            prototype: Arc::new(Mutex::new(None)),
             idle: Arc::new(Mutex::new(Vec::new())),
             limit: Semaphore::new(instances.max(1)),
             embedder: OnceCell::new(),
@@ -54,11 +73,20 @@ impl LocalModels {
         let schema = req.json_schema.cloned();
         let max_tokens = req.max_tokens as usize;
         let idle = self.idle.clone();
+        let prototype = self.prototype.clone();
         tokio::task::spawn_blocking(move || {
             let mut chat = match instance {
                 Some(c) => c,
-                None => EmbeddedChat::load(&path)
-                    .map_err(|e| ProviderError::ModelMissing(e.to_string()))?,
+                None => {
+                    let mut proto = prototype.lock().unwrap_or_else(|p| p.into_inner());
+                    let first = match proto.take() {
+                        Some(p) => p,
+                        None => EmbeddedChat::load(&path).map_err(provider_error)?,
+                    };
+                    let chat = first.fork();
+                    *proto = Some(first);
+                    chat
+                }
             };
             let out = chat.complete(&EmbeddedRequest {
                 messages: &messages,
@@ -66,7 +94,7 @@ impl LocalModels {
                 json_schema: schema.as_ref(),
             });
             idle.lock().unwrap_or_else(|p| p.into_inner()).push(chat);
-            let c = out.map_err(|e| ProviderError::Transient(e.to_string()))?;
+            let c = out.map_err(provider_error)?;
             Ok(ChatResponse {
                 text: c.text,
                 prompt_tokens: c.prompt_tokens,
@@ -94,7 +122,7 @@ impl LocalModels {
                 tokio::task::spawn_blocking(move || EmbeddedEmbedder::load(&dir).map(Arc::new))
                     .await
                     .map_err(blocking_failed)?
-                    .map_err(|e| ProviderError::ModelMissing(e.to_string()))
+                    .map_err(provider_error)
             })
             .await?
             .clone();
@@ -102,6 +130,6 @@ impl LocalModels {
         tokio::task::spawn_blocking(move || embedder.embed(&texts))
             .await
             .map_err(blocking_failed)?
-            .map_err(|e| ProviderError::Transient(e.to_string()))
+            .map_err(provider_error)
     }
 }

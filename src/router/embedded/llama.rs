@@ -1,9 +1,10 @@
 //! Single-threaded llama forward pass over int8 weights (`q8.rs`) with a truncatable KV cache.
 //!
 //! Why not `candle_transformers::models::quantized_llama::ModelWeights`: in candle 0.11.1 every
-//! quantized matmul runs on one process-wide barrier pool guarded by a mutex (two model instances
-//! on two OS threads serialise on it, and its spin-waiting workers are what makes 2-thread decode
-//! collapse on a busy 2-core box), its KV cache is private (no truncation to a shared prefix), and
+//! quantized matmul runs on one process-wide barrier pool whose calls are serialised by a mutex
+//! (two model instances on two OS threads would take turns, each spreading every small matmul
+//! over all cores, which collapses on a busy 2-core box), its KV cache is private (no truncation
+//! to a shared prefix), and
 //! its attention goes through gemm, whose results may differ in the last bits between a one-shot
 //! and a chunked prefill. Here every operation runs on the calling thread, and each position's
 //! keys/values depend only on the tokens up to it (fixed-order loops, row-independent matmuls), so
@@ -121,7 +122,7 @@ pub(crate) enum Logits {
 }
 
 impl LlamaWeights {
-    /// Read a llama-architecture GGUF and convert every matrix to Q8_0.
+    /// Read a llama-architecture GGUF and convert every matrix to int8 (`q8.rs`).
     pub fn from_gguf<R: Read + Seek>(
         ct: &Content,
         reader: &mut R,
@@ -157,7 +158,7 @@ impl LlamaWeights {
         let rope_dim = md_u("llama.rope.dimension_count").unwrap_or(head_dim);
         if n_head == 0
             || n_kv_head == 0
-            || n_head % n_kv_head != 0
+            || !n_head.is_multiple_of(n_kv_head)
             || head_dim * n_head != n_embd
             || rope_dim != head_dim
         {
@@ -185,7 +186,7 @@ impl LlamaWeights {
             rms_eps: md_f("llama.attention.layer_norm_rms_epsilon")?,
             rope_base: md_f("llama.rope.freq_base").unwrap_or(10_000.0),
         };
-        if n_embd % QK != 0 || cfg.n_ff % QK != 0 {
+        if !n_embd.is_multiple_of(QK) || !cfg.n_ff.is_multiple_of(QK) {
             return Err(bad(
                 "embedding and feed-forward sizes must be multiples of 32".into(),
             ));

@@ -1,8 +1,9 @@
 //! In-process models (SmolLM2-135M-Instruct chat, all-MiniLM-L6-v2 embeddings) behind the router.
 //!
 //! Files: `chat.rs` (prompting, prefix KV reuse, decoding), `schema.rs` (JSON-schema-constrained
-//! output), `llama.rs` (single-threaded Q8_0 forward pass), `gguf_tokenizer.rs` (tokenizer rebuilt
-//! from GGUF metadata), `embed.rs` (sentence embeddings).
+//! output), `llama.rs` (single-threaded forward pass), `q8.rs` (int8 weights and SIMD matmul
+//! kernels), `gguf_tokenizer.rs` (tokenizer rebuilt from GGUF metadata), `embed.rs` (sentence
+//! embeddings).
 
 mod chat;
 mod embed;
@@ -84,8 +85,9 @@ impl EmbeddedError {
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddedRequest<'a> {
     pub messages: &'a [ChatMessage],
-    /// Upper bound on the answer length in tokens (with a schema: the whole JSON object,
-    /// skeleton included; the skeleton is always emitted even if it alone exceeds this).
+    /// Upper bound on the answer length in tokens. With a schema it covers the whole JSON
+    /// object; the skeleton, enum values and numbers are always emitted (even past this bound),
+    /// free strings get what is left.
     pub max_tokens: usize,
     /// Optional JSON schema the output must satisfy (flat object of string / enum / number
     /// properties; see [`EmbeddedChat::complete`]).

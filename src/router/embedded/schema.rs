@@ -517,7 +517,7 @@ fn extend_number(text: &str, bytes: &[u8], integer: bool) -> Option<String> {
         let ok = match b {
             b'-' => t.is_empty(),
             b'.' => !integer && !t.contains('.') && t.ends_with(|c: char| c.is_ascii_digit()),
-            b'0'..=b'9' => digits < MAX_NUMBER_DIGITS && !(t.trim_start_matches('-') == "0"),
+            b'0'..=b'9' => digits < MAX_NUMBER_DIGITS && t.trim_start_matches('-') != "0",
             _ => false,
         };
         if !ok {
