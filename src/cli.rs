@@ -539,10 +539,14 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
         crate::demo::unpack(out).with_context(|| format!("cannot write into {}", out.display()))?;
     let kb_dir = out.join("kb");
     eprintln!("building the knowledge base from the bundled answer bank…");
+    let started = std::time::Instant::now();
     let report = kb::ingest(&router, &[docs], &kb_dir).await?;
     eprintln!(
-        "  {} chunks from {} documents ({})",
-        report.chunks, report.sources, report.embed_model
+        "  {} chunks from {} documents ({}) in {:.1} s",
+        report.chunks,
+        report.sources,
+        report.embed_model,
+        started.elapsed().as_secs_f64()
     );
     let stem = checklist
         .file_stem()
@@ -566,7 +570,9 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
                 crate::submit::DEFAULT_BATCH_SIZE,
             )
             .await?;
+            let job_started = std::time::Instant::now();
             let st = watch(&queue, &id, false).await;
+            let job_secs = job_started.elapsed().as_secs_f64();
             worker.shutdown().await?;
             let st = st?;
             if st.state == JobPhase::Failed {
@@ -581,7 +587,7 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
                 write_file(&review, &r)?;
             }
             println!(
-                "job {id}: {}, {}/{} rows ({} need review, {} failed)\nfilled workbook: {}\nreview workbook: {}",
+                "job {id}: {} in {job_secs:.1} s, {}/{} rows ({} need review, {} failed)\nfilled workbook: {}\nreview workbook: {}",
                 st.state.as_str(),
                 st.rows_done,
                 st.rows_total,

@@ -1,19 +1,10 @@
 //! The binary's answers to bad input: one clear line on stderr and a non-zero exit.
 
-use std::process::Command;
+mod common;
 
 fn rfpq(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rfpq"))
+    let out = common::rfpq_command("cli")
         .args(args)
-        .env(
-            "RFPQ_REDIS_URL",
-            std::env::var("RFPQ_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        )
-        .env(
-            "RFPQ_PREFIX",
-            format!("{{rfpq-test-cli-{}}}", uuid::Uuid::now_v7().simple()),
-        )
         .output()
         .expect("binary runs");
     (

@@ -2,27 +2,17 @@
 //! with the embedded models, every detected question gets its answer cells, and nothing else in
 //! the package changes.
 
+mod common;
+
 use calamine::{Data, Reader, Xlsx};
 use std::io::Cursor;
-use std::process::Command;
 
 #[test]
 fn demo_fills_every_question_and_changes_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
-    let status = Command::new(env!("CARGO_BIN_EXE_rfpq"))
+    let status = common::rfpq_command("demo")
         .args(["demo", "--out", out.to_str().unwrap()])
-        .env(
-            "RFPQ_REDIS_URL",
-            std::env::var("RFPQ_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        )
-        .env(
-            "RFPQ_PREFIX",
-            format!("{{rfpq-test-demo-{}}}", uuid::Uuid::now_v7().simple()),
-        )
-        // No Ollama in tests: point it at a closed port so the embedded model answers.
-        .env("RFPQ_OLLAMA_URL", "http://127.0.0.1:9")
         .status()
         .expect("rfpq demo runs");
     assert!(status.success());

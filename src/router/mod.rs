@@ -70,6 +70,18 @@ pub struct RouterError {
     pub failures: Vec<String>,
 }
 
+/// What is asked of a target.
+enum Call<'r, 'a> {
+    Chat(&'r ChatRequest<'a>),
+    Embed(&'r [String]),
+}
+
+/// What a target answered.
+enum Reply {
+    Chat(ChatResponse),
+    Embed(Vec<Vec<f32>>),
+}
+
 enum Backend {
     Http {
         provider: http::HttpProvider,
@@ -181,47 +193,14 @@ impl Router {
             max_tokens: params.max_tokens.unwrap_or(128),
             temperature: params.temperature.unwrap_or(0.0),
         };
-        let started = Instant::now();
-        let mut failures = Vec::new();
-        let mut attempts = 0;
-        for (i, target) in self.cfg.targets(task).iter().enumerate() {
-            let Some(slot) = self.usable(target, &mut failures) else {
-                continue;
-            };
-            attempts += 1;
-            let result = match &slot.backend {
-                Backend::Http { provider, limit } => {
-                    let _permit = limit.acquire().await.map_err(|_| self.closed(task))?;
-                    provider.chat(&target.model, &req).await
-                }
-                Backend::Local(models) => models.chat(&target.model, &req).await,
-            };
-            match result {
-                Ok(resp) => {
-                    let record = CallRecord {
-                        task: task.as_str().into(),
-                        provider: target.provider.clone(),
-                        model: target.model.clone(),
-                        attempts,
-                        fallback_used: i > 0,
-                        latency_ms: started.elapsed().as_millis() as u64,
-                        prompt_tokens: resp.prompt_tokens,
-                        eval_tokens: resp.eval_tokens,
-                        skipped: failures,
-                    };
-                    return Ok((resp, record));
-                }
-                Err(e) => {
-                    tracing::debug!(%target, error = %e, "target failed, falling through");
-                    self.fail(target, slot, &e);
-                    failures.push(format!("{target}: {e}"));
-                }
+        match self.route(task, Call::Chat(&req)).await? {
+            (Reply::Chat(resp), mut record) => {
+                record.prompt_tokens = resp.prompt_tokens;
+                record.eval_tokens = resp.eval_tokens;
+                Ok((resp, record))
             }
+            (Reply::Embed(_), _) => unreachable!("a chat call gets a chat reply"),
         }
-        Err(RouterError {
-            task: task.as_str().into(),
-            failures,
-        })
     }
 
     /// Embeds texts with the configured embedding model (never a different model).
@@ -229,7 +208,18 @@ impl Router {
         &self,
         texts: &[String],
     ) -> Result<(Vec<Vec<f32>>, CallRecord), RouterError> {
-        let task = Task::Embed;
+        match self.route(Task::Embed, Call::Embed(texts)).await? {
+            (Reply::Embed(vectors), record) => Ok((vectors, record)),
+            (Reply::Chat(_), _) => unreachable!("an embed call gets vectors"),
+        }
+    }
+
+    /// Tries the task's targets in order; the first that answers wins.
+    async fn route(
+        &self,
+        task: Task,
+        call: Call<'_, '_>,
+    ) -> Result<(Reply, CallRecord), RouterError> {
         let started = Instant::now();
         let mut failures = Vec::new();
         let mut attempts = 0;
@@ -238,15 +228,25 @@ impl Router {
                 continue;
             };
             attempts += 1;
-            let result = match &slot.backend {
-                Backend::Http { provider, limit } => {
+            let result = match (&slot.backend, &call) {
+                (Backend::Http { provider, limit }, call) => {
                     let _permit = limit.acquire().await.map_err(|_| self.closed(task))?;
-                    provider.embed(&target.model, texts).await
+                    match call {
+                        Call::Chat(req) => provider.chat(&target.model, req).await.map(Reply::Chat),
+                        Call::Embed(texts) => {
+                            provider.embed(&target.model, texts).await.map(Reply::Embed)
+                        }
+                    }
                 }
-                Backend::Local(models) => models.embed(&target.model, texts).await,
+                (Backend::Local(models), Call::Chat(req)) => {
+                    models.chat(&target.model, req).await.map(Reply::Chat)
+                }
+                (Backend::Local(models), Call::Embed(texts)) => {
+                    models.embed(&target.model, texts).await.map(Reply::Embed)
+                }
             };
             match result {
-                Ok(vectors) => {
+                Ok(reply) => {
                     let record = CallRecord {
                         task: task.as_str().into(),
                         provider: target.provider.clone(),
@@ -257,9 +257,10 @@ impl Router {
                         skipped: failures,
                         ..Default::default()
                     };
-                    return Ok((vectors, record));
+                    return Ok((reply, record));
                 }
                 Err(e) => {
+                    tracing::debug!(%target, error = %e, "target failed, falling through");
                     self.fail(target, slot, &e);
                     failures.push(format!("{target}: {e}"));
                 }

@@ -402,37 +402,22 @@ mod tests {
     #[test]
     fn replaces_inserts_and_keeps_the_rest() {
         let x = r#"<worksheet xmlns="m"><cols><col min="3" max="3" style="7" width="9"/></cols><sheetData><row r="2" spans="1:3"><c r="A2" s="1" t="s"><v>0</v></c><c r="C2" s="21" t="n" /></row><row r="5"/></sheetData><pageMargins left="0.7"/></worksheet>"#;
-        let out = run(
-            x,
-            &[
-                ("A2", "a&b"),
-                ("B2", " x"),
-                ("C2", "=1+1"),
-                ("D2", "d"),
-                ("A1", "top"),
-                ("B5", "five"),
-                ("A9", "nine"),
-            ],
-        )
-        .unwrap();
+        let writes = [
+            ("A2", "a&b"),
+            ("B2", " x"),
+            ("C2", "=1+1"),
+            ("D2", "d"),
+            ("A1", "top"),
+            ("B5", "five"),
+            ("A9", "nine"),
+        ];
+        let out = run(x, &writes).unwrap();
         assert_eq!(
             out,
             r#"<worksheet xmlns="m"><cols><col min="3" max="3" style="7" width="9"/></cols><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>top</t></is></c></row><row r="2" spans="1:3"><c r="A2" s="1" t="inlineStr"><is><t>a&amp;b</t></is></c><c r="B2" t="inlineStr"><is><t xml:space="preserve"> x</t></is></c><c r="C2" s="21" t="inlineStr"><is><t>=1+1</t></is></c><c r="D2" t="inlineStr"><is><t>d</t></is></c></row><row r="5"><c r="B5" t="inlineStr"><is><t>five</t></is></c></row><row r="9"><c r="A9" t="inlineStr"><is><t>nine</t></is></c></row></sheetData><pageMargins left="0.7"/></worksheet>"#
         );
         // Same writes on the result: same bytes.
-        let again = run(
-            &out,
-            &[
-                ("A2", "a&b"),
-                ("B2", " x"),
-                ("C2", "=1+1"),
-                ("D2", "d"),
-                ("A1", "top"),
-                ("B5", "five"),
-                ("A9", "nine"),
-            ],
-        )
-        .unwrap();
+        let again = run(&out, &writes).unwrap();
         assert_eq!(again, out);
     }
 

@@ -79,3 +79,13 @@ pub async fn small_kb(router: &Router, dir: &Path) -> std::path::PathBuf {
         .expect("ingest works");
     kb
 }
+
+/// The `rfpq` binary, pointed at the test Redis with its own key prefix, and at a closed port
+/// for Ollama so the embedded models answer.
+pub fn rfpq_command(test: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rfpq"));
+    cmd.env("RFPQ_REDIS_URL", redis_url())
+        .env("RFPQ_PREFIX", prefix(test))
+        .env("RFPQ_OLLAMA_URL", "http://127.0.0.1:9");
+    cmd
+}
