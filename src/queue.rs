@@ -343,6 +343,14 @@ impl RfpQueue {
         Ok(batches)
     }
 
+    /// BullMQ state of batch `n` of job `id` (`waiting`, `active`, `completed`, …).
+    pub async fn batch_state(&self, id: &str, n: usize) -> Result<String, QueueError> {
+        let queue = self.bull_queue().await?;
+        let state = queue.get_job_state(&format!("{id}-batch-{n}")).await?;
+        queue.close().await;
+        Ok(format!("{state:?}").to_lowercase())
+    }
+
     pub async fn plan(&self, id: &str) -> Result<Vec<QuestionRow>, QueueError> {
         let bytes: Option<Vec<u8>> = self.conn.clone().get(self.key(id, "plan")).await?;
         let bytes = bytes.ok_or_else(|| QueueError::UnknownJob(id.into()))?;

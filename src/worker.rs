@@ -153,6 +153,13 @@ impl Shared {
         let rows = plan.iter().enumerate().take(spec.end).skip(spec.start);
         for (index, question) in rows {
             if token.is_cancelled() {
+                // Shutdown: finished rows are checkpointed; hand the rest of the batch back to
+                // the queue at once, without spending a retry or waiting for stall detection.
+                if let Some(t) = &lock {
+                    job.move_to_wait(Some(t)).await?;
+                    tracing::info!(job = id, next_row = index, "batch handed back to the queue");
+                    return Err(bullmq::Error::Delayed);
+                }
                 return Err(bullmq::Error::ProcessingError(
                     "worker shutting down".into(),
                 ));
@@ -349,8 +356,10 @@ impl RunningWorker {
         })
     }
 
-    /// Stops fetching and waits up to the grace for in-flight jobs.
+    /// Stops fetching, lets each batch finish the row it is on (up to the grace), checkpoints
+    /// it, and hands unfinished batches back to the queue.
     pub async fn shutdown(self) -> Result<(), QueueError> {
+        self.worker.cancel_all_jobs().await;
         self.worker.close(self.grace.as_millis() as u64).await?;
         self.events.abort();
         Ok(())

@@ -145,3 +145,58 @@ async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
     assert!(queue.result(&good_id, false).await.unwrap().is_some());
     assert!(queue.result(&bad_id, false).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row_once() {
+    let questions: Vec<String> = (1..=12)
+        .map(|i| format!("Question number {i}: do you log access?"))
+        .collect();
+    let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("q.xlsx");
+    std::fs::write(&path, common::questionnaire(&refs)).unwrap();
+    let cfg = QueueConfig::new(common::redis_url(), common::prefix("handoff"));
+    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    // One batch holding every row, so the shutdown lands in the middle of it.
+    let id = rfpq::submit::submit_file(&queue, &path, None, 12)
+        .await
+        .unwrap();
+
+    let first = RunningWorker::start(
+        cfg.clone(),
+        common::embedded_router(),
+        WorkerSettings::default(),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    while queue.status(&id).await.unwrap().rows_done < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "first rows never came"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = Instant::now();
+    first.shutdown().await.unwrap();
+    // The grace is 25 s; handing back takes about one row, not the rest of the batch.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    let done_at_stop = queue.status(&id).await.unwrap().rows_done;
+    assert!(done_at_stop < 12, "the batch should have been interrupted");
+    // Handed back to the queue, not left active for stall detection to find.
+    assert_eq!(queue.batch_state(&id, 0).await.unwrap(), "waiting");
+
+    let second = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
+        .await
+        .unwrap();
+    let st = wait_final(&queue, &id, Duration::from_secs(300)).await;
+    second.shutdown().await.unwrap();
+    assert_eq!(st.state, JobPhase::Completed, "{st:?}");
+    assert_eq!((st.rows_total, st.rows_done, st.rows_failed), (12, 12, 0));
+    let rows = queue.rows(&id).await.unwrap();
+    assert_eq!(rows.len(), 12, "exactly one checkpoint per row");
+}
