@@ -492,7 +492,7 @@ pub async fn fill(
     parallel: usize,
     show_progress: bool,
 ) -> Result<FillSummary> {
-    let (bytes, _) = crate::submit::validate_file(input).await?;
+    let (bytes, questionnaire) = crate::submit::validate_file(input).await?;
     let kb = match kb {
         Some(p) => {
             let base = KnowledgeBase::open(p)?;
@@ -501,9 +501,6 @@ pub async fn fill(
         }
         None => None,
     };
-    let parsed = bytes.clone();
-    let questionnaire =
-        tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&parsed)).await??;
     let questions: Vec<_> = questionnaire.questions().cloned().collect();
     let ctx = PipelineContext { router, kb };
     let outcomes = pipeline::answer_all(&ctx, &questions, parallel, |done, total| {

@@ -11,6 +11,7 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// BullMQ queue name every rfpq job lives in.
@@ -124,14 +125,20 @@ pub struct BatchSpec {
     pub end: usize,
 }
 
-/// Writes a row checkpoint exactly once and counts it, atomically.
-const CHECKPOINT_SCRIPT: &str = r"
+/// Writes a row checkpoint exactly once, counts it and keeps the hash for the retention,
+/// atomically: KEYS = rows hash, meta hash; ARGV = row index, outcome JSON, counter, TTL s.
+static CHECKPOINT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('HINCRBY', KEYS[2], 'rows_done', 1)
   if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end
   return 1
 end
-return 0";
+return 0",
+    )
+});
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -140,11 +147,13 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Handle on the queue: producers and workers both use it.
+/// Handle on the queue: producers and workers both use it. Cheap to clone.
 #[derive(Clone)]
 pub struct RfpQueue {
     cfg: QueueConfig,
     conn: ConnectionManager,
+    bull: Arc<Queue>,
+    flows: Arc<FlowProducer>,
 }
 
 impl RfpQueue {
@@ -172,7 +181,25 @@ impl RfpQueue {
             message: "timed out".into(),
         })?
         .map_err(unreachable)?;
-        Ok(Self { cfg, conn })
+        let bull = Queue::with_options(
+            QUEUE_NAME,
+            QueueOptions::new()
+                .connection(cfg.connection())
+                .prefix(cfg.prefix.clone()),
+        )
+        .await?;
+        let flows = FlowProducer::with_options(
+            FlowProducerOptions::new()
+                .connection(cfg.connection())
+                .prefix(cfg.prefix.clone()),
+        )
+        .await?;
+        Ok(Self {
+            cfg,
+            conn,
+            bull: Arc::new(bull),
+            flows: Arc::new(flows),
+        })
     }
 
     pub fn config(&self) -> &QueueConfig {
@@ -181,16 +208,6 @@ impl RfpQueue {
 
     fn key(&self, id: &str, part: &str) -> String {
         format!("{}:rfpq-job:{id}:{part}", self.cfg.prefix)
-    }
-
-    pub(crate) async fn bull_queue(&self) -> Result<Queue, QueueError> {
-        Ok(Queue::with_options(
-            QUEUE_NAME,
-            QueueOptions::new()
-                .connection(self.cfg.connection())
-                .prefix(self.cfg.prefix.clone()),
-        )
-        .await?)
     }
 
     fn keep() -> RemoveOnFinish {
@@ -232,8 +249,7 @@ impl RfpQueue {
             .expire(&meta, ttl as i64)
             .exec_async(&mut conn)
             .await?;
-        let queue = self.bull_queue().await?;
-        queue
+        self.bull
             .add(JOB_PLAN, serde_json::json!({"job": id}))
             .options(
                 JobOptions::new()
@@ -244,7 +260,6 @@ impl RfpQueue {
                     .remove_on_fail(Self::keep()),
             )
             .await?;
-        queue.close().await;
         Ok(id)
     }
 
@@ -332,22 +347,13 @@ impl RfpQueue {
                 parent.add_child(FlowJob::new(JOB_BATCH, QUEUE_NAME, spec)?.options(child_opts(n)));
             batches += 1;
         }
-        let flows = FlowProducer::with_options(
-            FlowProducerOptions::new()
-                .connection(self.cfg.connection())
-                .prefix(self.cfg.prefix.clone()),
-        )
-        .await?;
-        flows.add(parent).await?;
-        flows.close().await;
+        self.flows.add(parent).await?;
         Ok(batches)
     }
 
     /// BullMQ state of batch `n` of job `id` (`waiting`, `active`, `completed`, …).
     pub async fn batch_state(&self, id: &str, n: usize) -> Result<String, QueueError> {
-        let queue = self.bull_queue().await?;
-        let state = queue.get_job_state(&format!("{id}-batch-{n}")).await?;
-        queue.close().await;
+        let state = self.bull.get_job_state(&format!("{id}-batch-{n}")).await?;
         Ok(format!("{state:?}").to_lowercase())
     }
 
@@ -380,18 +386,14 @@ impl RfpQueue {
             _ => "",
         };
         let rows = self.key(id, "rows");
-        let written: i64 = redis::Script::new(CHECKPOINT_SCRIPT)
+        let written: i64 = CHECKPOINT_SCRIPT
             .key(&rows)
             .key(self.key(id, "meta"))
             .arg(index)
             .arg(json)
             .arg(counter)
+            .arg(RETENTION.as_secs())
             .invoke_async(&mut self.conn.clone())
-            .await?;
-        let _: () = self
-            .conn
-            .clone()
-            .expire(&rows, RETENTION.as_secs() as i64)
             .await?;
         Ok(written == 1)
     }

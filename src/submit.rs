@@ -2,7 +2,7 @@
 //! at once with a clear reason instead of failing later in a worker.
 
 use crate::queue::{QueueError, RfpQueue};
-use crate::workbook::WorkbookError;
+use crate::workbook::{Questionnaire, WorkbookError};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +14,8 @@ pub enum SubmitError {
     },
     #[error("{path}: {source}")]
     Workbook { path: String, source: WorkbookError },
-    #[error("{path}: no questions with answer cells were found ({details})")]
-    NoQuestions { path: String, details: String },
+    #[error("{path}: {why}")]
+    NoQuestions { path: String, why: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
 }
@@ -23,8 +23,24 @@ pub enum SubmitError {
 /// Default rows per batch job.
 pub const DEFAULT_BATCH_SIZE: usize = 10;
 
-/// Reads and checks a workbook, returning its bytes and the number of questions found.
-pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, usize), SubmitError> {
+/// `Err(why)` when a workbook has no question to answer, naming each sheet's reason.
+pub fn require_questions(questionnaire: &Questionnaire) -> Result<(), String> {
+    if questionnaire.questions().next().is_some() {
+        return Ok(());
+    }
+    let why: Vec<String> = questionnaire
+        .sheets
+        .iter()
+        .map(|s| format!("{}: {}", s.name, s.reason))
+        .collect();
+    Err(format!(
+        "no questions with answer cells were found ({})",
+        why.join("; ")
+    ))
+}
+
+/// Reads and checks a workbook, returning its bytes and what was detected in it.
+pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, Questionnaire), SubmitError> {
     let shown = path.display().to_string();
     let bytes = tokio::fs::read(path)
         .await
@@ -45,20 +61,9 @@ pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, usize), SubmitError>
         path: shown.clone(),
         source,
     })?;
-    let n = questionnaire.questions().count();
-    if n == 0 {
-        let details = questionnaire
-            .sheets
-            .iter()
-            .map(|s| format!("{}: {}", s.name, s.reason))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(SubmitError::NoQuestions {
-            path: shown,
-            details,
-        });
-    }
-    Ok((bytes, n))
+    require_questions(&questionnaire)
+        .map_err(|why| SubmitError::NoQuestions { path: shown, why })?;
+    Ok((bytes, questionnaire))
 }
 
 /// Validates `path` and queues it; returns the job id.

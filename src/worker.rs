@@ -104,23 +104,14 @@ impl Shared {
                 return Err(e);
             }
         };
-        let questions: Vec<_> = questionnaire.questions().cloned().collect();
-        if questions.is_empty() {
-            let why: Vec<String> = questionnaire
-                .sheets
-                .iter()
-                .map(|s| format!("{}: {}", s.name, s.reason))
-                .collect();
-            let reason = format!(
-                "no questions with answer cells were found ({})",
-                why.join("; ")
-            );
+        if let Err(reason) = crate::submit::require_questions(&questionnaire) {
             self.queue
                 .set_phase(id, JobPhase::Failed, Some(&reason))
                 .await
                 .map_err(retry)?;
             return Err(fail(reason));
         }
+        let questions: Vec<_> = questionnaire.questions().cloned().collect();
         let batches = self
             .queue
             .start_batches(id, &questions)

@@ -127,29 +127,27 @@ fn document_files(root: &Path) -> Result<Vec<PathBuf>, KbError> {
 
 /// Splits one document into chunks with the heading path above each.
 pub fn chunk_document(source: &str, text: &str, first_id: u64) -> Vec<Chunk> {
-    let headings: Vec<(usize, usize, String)> = text
-        .match_indices('\n')
-        .map(|(i, _)| i + 1)
-        .chain(std::iter::once(0))
-        .filter_map(|start| {
-            let line = text[start..].lines().next()?;
-            let level = line.chars().take_while(|c| *c == '#').count();
-            (level > 0 && line[level..].starts_with(' '))
-                .then(|| (start, level, line[level..].trim().to_string()))
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    // Markdown headings as (byte offset, level, title), in document order.
+    let mut headings: Vec<(usize, usize, &str)> = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let level = line.bytes().take_while(|b| *b == b'#').count();
+        if level > 0 && line[level..].starts_with(' ') {
+            headings.push((offset, level, line[level..].trim()));
+        }
+        offset += line.len();
+    }
     let splitter = MarkdownSplitter::new(ChunkConfig::new(CHUNK_CHARS));
     splitter
         .chunk_indices(text)
         .enumerate()
-        .map(|(n, (offset, chunk))| {
+        .map(|(n, (start, chunk))| {
+            // The heading path in force where the chunk starts: each heading replaces those
+            // of its level and deeper.
             let mut path: Vec<(usize, &str)> = Vec::new();
-            for (start, level, title) in headings.iter().filter(|(s, _, _)| *s <= offset) {
-                let _ = start;
-                path.retain(|(l, _)| *l < *level);
-                path.push((*level, title.as_str()));
+            for (_, level, title) in headings.iter().take_while(|(at, _, _)| *at <= start) {
+                path.retain(|(l, _)| l < level);
+                path.push((*level, title));
             }
             let heading = (!path.is_empty())
                 .then(|| path.iter().map(|(_, t)| *t).collect::<Vec<_>>().join(" > "));
