@@ -3,7 +3,7 @@
 mod common;
 
 fn rfpq(args: &[&str]) -> (i32, String) {
-    let out = common::rfpq_command("cli")
+    let out = common::rfpq_command(&common::prefix("cli"))
         .args(args)
         .output()
         .expect("binary runs");

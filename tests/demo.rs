@@ -11,7 +11,8 @@ use std::io::Cursor;
 fn demo_fills_every_question_and_changes_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("demo");
-    let status = common::rfpq_command("demo")
+    let prefix = common::prefix("demo");
+    let status = common::rfpq_command(&prefix)
         .args(["demo", "--out", out.to_str().unwrap()])
         .status()
         .expect("rfpq demo runs");
@@ -60,4 +61,7 @@ fn demo_fills_every_question_and_changes_nothing_else() {
         .collect();
     let diffs = rfpq::workbook::verify::verify(&original, &filled, &declared).unwrap();
     assert!(diffs.is_empty(), "changes outside answer cells: {diffs:?}");
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::cleanup(&prefix));
 }

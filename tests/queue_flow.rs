@@ -47,7 +47,8 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
     let path = tmp.path().join("q.xlsx");
     std::fs::write(&path, &original).unwrap();
 
-    let cfg = QueueConfig::new(common::redis_url(), common::prefix("flow"));
+    let prefix = common::prefix("flow");
+    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
     let queue = RfpQueue::connect(cfg.clone())
         .await
         .expect("redis is reachable");
@@ -104,11 +105,13 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
         .collect();
     let diffs = rfpq::workbook::verify::verify(&original, &filled, &declared).unwrap();
     assert!(diffs.is_empty(), "changes outside answer cells: {diffs:?}");
+    common::cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
-    let cfg = QueueConfig::new(common::redis_url(), common::prefix("corrupt"));
+    let prefix = common::prefix("corrupt");
+    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
     let queue = RfpQueue::connect(cfg.clone())
         .await
         .expect("redis is reachable");
@@ -144,6 +147,7 @@ async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
     assert_eq!(ok.state, JobPhase::Completed, "{ok:?}");
     assert!(queue.result(&good_id, false).await.unwrap().is_some());
     assert!(queue.result(&bad_id, false).await.unwrap().is_none());
+    common::cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -155,7 +159,8 @@ async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("q.xlsx");
     std::fs::write(&path, common::questionnaire(&refs)).unwrap();
-    let cfg = QueueConfig::new(common::redis_url(), common::prefix("handoff"));
+    let prefix = common::prefix("handoff");
+    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
     let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
     // One batch holding every row, so the shutdown lands in the middle of it.
     let id = rfpq::submit::submit_file(&queue, &path, None, 12)
@@ -199,4 +204,5 @@ async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row
     assert_eq!((st.rows_total, st.rows_done, st.rows_failed), (12, 12, 0));
     let rows = queue.rows(&id).await.unwrap();
     assert_eq!(rows.len(), 12, "exactly one checkpoint per row");
+    common::cleanup(&prefix).await;
 }

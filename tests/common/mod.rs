@@ -80,12 +80,46 @@ pub async fn small_kb(router: &Router, dir: &Path) -> std::path::PathBuf {
     kb
 }
 
-/// The `rfpq` binary, pointed at the test Redis with its own key prefix, and at a closed port
-/// for Ollama so the embedded models answer.
-pub fn rfpq_command(test: &str) -> std::process::Command {
+/// The `rfpq` binary, pointed at the test Redis under `prefix`, and at a closed port for
+/// Ollama so the embedded models answer.
+pub fn rfpq_command(prefix: &str) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rfpq"));
     cmd.env("RFPQ_REDIS_URL", redis_url())
-        .env("RFPQ_PREFIX", prefix(test))
+        .env("RFPQ_PREFIX", prefix)
         .env("RFPQ_OLLAMA_URL", "http://127.0.0.1:9");
     cmd
+}
+
+/// Deletes every key under `prefix` (the test's own namespace) from the test Redis.
+pub async fn cleanup(prefix: &str) {
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis reachable");
+    // Glob-escape the hash-tag braces' neighbours: only `*?[]\` are special in MATCH.
+    let pattern = format!("{}*", prefix.replace('[', "\\[").replace(']', "\\]"));
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .expect("scan");
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .expect("del");
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
 }
