@@ -202,22 +202,7 @@ impl Shared {
                         .first()
                         .cloned()
                         .unwrap_or_else(|| "row was never answered".into());
-                    RowOutcome {
-                        sheet: q.sheet.clone(),
-                        row: q.row,
-                        id: q.id.clone(),
-                        question: q.text.clone(),
-                        kind: pipeline::classify::RowKind::Question,
-                        values: vec![],
-                        confidence: 0.0,
-                        sources: vec![],
-                        model: String::new(),
-                        status: RowStatus::Failed,
-                        note: Some(format!("batch failed: {why}")),
-                        llm_calls: 0,
-                        prompt_tokens: 0,
-                        eval_tokens: 0,
-                    }
+                    RowOutcome::unanswered(q, format!("batch failed: {why}"))
                 })
             })
             .collect();

@@ -55,10 +55,7 @@ fn demo_fills_every_question_and_changes_nothing_else() {
     }
 
     // Everything outside the answer cells is byte-identical.
-    let declared: Vec<_> = questions
-        .iter()
-        .flat_map(|q| q.slots.iter().map(move |s| (q.sheet.clone(), s.cell)))
-        .collect();
+    let declared: Vec<_> = questions.iter().flat_map(|q| q.answer_cells()).collect();
     let diffs = rfpq::workbook::verify::verify(&original, &filled, &declared).unwrap();
     assert!(diffs.is_empty(), "changes outside answer cells: {diffs:?}");
     tokio::runtime::Runtime::new()

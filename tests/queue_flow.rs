@@ -99,10 +99,8 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
 
     // Nothing but the answer cells changed.
     let plan = rfpq::workbook::detect::inspect(&original).unwrap();
-    let declared: Vec<(String, rfpq::workbook::CellRef)> = plan
-        .questions()
-        .flat_map(|q| q.slots.iter().map(move |s| (q.sheet.clone(), s.cell)))
-        .collect();
+    let declared: Vec<(String, rfpq::workbook::CellRef)> =
+        plan.questions().flat_map(|q| q.answer_cells()).collect();
     let diffs = rfpq::workbook::verify::verify(&original, &filled, &declared).unwrap();
     assert!(diffs.is_empty(), "changes outside answer cells: {diffs:?}");
     common::cleanup(&prefix).await;

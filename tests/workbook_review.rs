@@ -22,6 +22,7 @@ fn row(status: &str, confidence: f32) -> ReviewRow {
         ],
         model: "qwen2.5-7b".into(),
         status: status.into(),
+        note: (status != "answered").then(|| format!("why it is {status}")),
     }
 }
 
@@ -39,7 +40,7 @@ fn review_workbook_content_and_layout() {
     assert_eq!(xl.sheet_names(), vec!["Review", "Summary"]);
 
     let review = xl.worksheet_range("Review").expect("review sheet");
-    let header: Vec<String> = (0..9)
+    let header: Vec<String> = (0..10)
         .map(|c| review.get_value((0, c)).unwrap().to_string())
         .collect();
     assert_eq!(
@@ -53,7 +54,8 @@ fn review_workbook_content_and_layout() {
             "Confidence",
             "Sources",
             "Model",
-            "Status"
+            "Status",
+            "Note"
         ]
     );
     assert_eq!(review.height(), 5);
@@ -77,6 +79,11 @@ fn review_workbook_content_and_layout() {
     assert_eq!(
         review.get_value((3, 8)),
         Some(&Data::String("failed".into()))
+    );
+    assert_eq!(
+        review.get_value((3, 9)),
+        Some(&Data::String("why it is failed".into())),
+        "the reason has its own column, so the status stays countable"
     );
 
     let summary = xl.worksheet_range("Summary").expect("summary sheet");
@@ -104,7 +111,7 @@ fn review_workbook_content_and_layout() {
         ),
         "{xml}"
     );
-    assert!(xml.contains(r#"<autoFilter ref="A1:I5"/>"#));
+    assert!(xml.contains(r#"<autoFilter ref="A1:J5"/>"#));
     assert_eq!(xml.matches("<cfRule").count(), 3);
     for s in ["answered", "needs review", "failed"] {
         assert!(

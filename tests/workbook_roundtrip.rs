@@ -52,14 +52,13 @@ fn fill_all(q: &workbook::Questionnaire) -> Vec<CellWrite> {
     for (i, row) in q.questions().enumerate() {
         for slot in &row.slots {
             let value = match slot.kind {
-                SlotKind::Choice => slot.choices[1 + i % (slot.choices.len() - 1)].clone(),
+                SlotKind::Choice | SlotKind::Mark => {
+                    slot.choices[1 + i % (slot.choices.len() - 1)].clone()
+                }
                 SlotKind::Text => text_answer(i),
+                SlotKind::Date => "2024-05-20".to_string(),
             };
-            writes.push(CellWrite {
-                sheet: row.sheet.clone(),
-                cell: slot.cell,
-                value,
-            });
+            writes.extend(slot.writes_for(&row.sheet, &value));
         }
     }
     writes

@@ -28,8 +28,9 @@ pub fn slot_keys(slots: &[AnswerSlot]) -> Vec<String> {
             .join("_");
         if base.is_empty() {
             base = match s.kind {
-                SlotKind::Choice => "choice".into(),
+                SlotKind::Choice | SlotKind::Mark => "choice".into(),
                 SlotKind::Text => "explanation".into(),
+                SlotKind::Date => "date".into(),
             };
         }
         let key = if keys.contains(&base) {
@@ -47,8 +48,11 @@ pub fn answer_schema(slots: &[AnswerSlot]) -> Value {
     let mut props = Map::new();
     for (key, s) in slot_keys(slots).into_iter().zip(slots) {
         let p = match s.kind {
-            SlotKind::Choice => json!({"type": "string", "enum": s.choices}),
+            SlotKind::Choice | SlotKind::Mark => json!({"type": "string", "enum": s.choices}),
             SlotKind::Text => json!({"type": "string", "maxLength": 400}),
+            SlotKind::Date => {
+                json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
+            }
         };
         props.insert(key, p);
     }
@@ -84,8 +88,10 @@ pub fn prompt(q: &QuestionRow, evidence: &[Hit], evidence_chars: usize) -> Vec<C
     user.push_str(&format!("<question>{}</question>\n", quote(&q.text)));
     // Only choice fields are described: small models copy any wording given for free text.
     for (key, s) in slot_keys(&q.slots).iter().zip(&q.slots) {
-        if s.kind == SlotKind::Choice {
+        if s.is_choice() {
             user.push_str(&format!("{key} is one of: {}\n", s.choices.join(" | ")));
+        } else if s.kind == SlotKind::Date {
+            user.push_str(&format!("{key} is a date as YYYY-MM-DD\n"));
         }
     }
     user.push_str("Reply with JSON only.");
@@ -113,17 +119,33 @@ pub fn legal_choice(raw: &str, choices: &[String]) -> Option<String> {
     if let Some(c) = choices.iter().find(|c| normalize(c) == n) {
         return Some(c.clone());
     }
-    let synonyms: &[(&[&str], &str)] = &[
-        (&["notapplicable", "na", "none"], "na"),
-        (&["true", "y"], "yes"),
-        (&["false", "n"], "no"),
+    // Synonym classes: a value in a class maps to a choice that is in the same class
+    // ("n/a" → "Not Applicable", "Yes" → "Y").
+    let synonyms: &[&[&str]] = &[
+        &["notapplicable", "na", "none"],
+        &["yes", "true", "y"],
+        &["no", "false", "n"],
     ];
-    for (from, to) in synonyms {
-        if from.contains(&n.as_str()) {
-            return choices.iter().find(|c| normalize(c) == *to).cloned();
+    for class in synonyms {
+        if class.contains(&n.as_str()) {
+            return choices
+                .iter()
+                .find(|c| class.contains(&normalize(c).as_str()))
+                .cloned();
         }
     }
     None
+}
+
+/// A date as `YYYY-MM-DD` (also accepts `YYYY/MM/DD`); `None` for anything else.
+pub fn legal_date(raw: &str) -> Option<String> {
+    let parts: Vec<&str> = raw.trim().split(['-', '/']).collect();
+    let [y, m, d] = parts.as_slice() else {
+        return None;
+    };
+    let (y, m, d): (u32, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    ((1900..=2999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d))
+        .then(|| format!("{y:04}-{m:02}-{d:02}"))
 }
 
 /// Values per slot parsed from the model's JSON; `None` for a slot left empty or illegal.
@@ -150,8 +172,9 @@ pub fn parse_reply(text: &str, slots: &[AnswerSlot]) -> Result<Vec<Option<String
                 .map(str::trim)
                 .filter(|x| !x.is_empty())?;
             match s.kind {
-                SlotKind::Choice => legal_choice(raw, &s.choices),
+                SlotKind::Choice | SlotKind::Mark => legal_choice(raw, &s.choices),
                 SlotKind::Text => Some(raw.to_string()),
+                SlotKind::Date => legal_date(raw),
             }
         })
         .collect())
@@ -168,12 +191,14 @@ mod tests {
                 cell: CellRef { row: 7, col: 5 },
                 kind: SlotKind::Choice,
                 choices: vec!["Yes".into(), "No".into(), "N/A".into()],
+                mark_cells: vec![],
                 header: "Status".into(),
             },
             AnswerSlot {
                 cell: CellRef { row: 7, col: 6 },
                 kind: SlotKind::Text,
                 choices: vec![],
+                mark_cells: vec![],
                 header: "Comment".into(),
             },
         ]
@@ -186,6 +211,9 @@ mod tests {
         assert_eq!(legal_choice("NA", &c).as_deref(), Some("N/A"));
         assert_eq!(legal_choice("Not applicable", &c).as_deref(), Some("N/A"));
         assert_eq!(legal_choice("Maybe", &c), None);
+        let yn: Vec<String> = vec!["Y".into(), "N".into()];
+        assert_eq!(legal_choice("Yes", &yn).as_deref(), Some("Y"));
+        assert_eq!(legal_choice("no", &yn).as_deref(), Some("N"));
     }
 
     #[test]
@@ -201,6 +229,44 @@ mod tests {
         let vals = parse_reply(r#"{"status": "Perhaps", "comment": ""}"#, &s).unwrap();
         assert_eq!(vals, vec![None, None]);
         assert!(parse_reply("no json here", &s).is_err());
+    }
+
+    #[test]
+    fn mark_slots_take_a_legal_label_and_dates_are_iso() {
+        let mark = AnswerSlot {
+            cell: CellRef { row: 4, col: 5 },
+            kind: SlotKind::Mark,
+            choices: vec!["Yes".into(), "No".into(), "Not Applicable".into()],
+            mark_cells: vec![
+                CellRef { row: 4, col: 5 },
+                CellRef { row: 4, col: 6 },
+                CellRef { row: 4, col: 7 },
+            ],
+            header: "Consensus Assessment Answers".into(),
+        };
+        let date = AnswerSlot {
+            cell: CellRef { row: 4, col: 8 },
+            kind: SlotKind::Date,
+            choices: vec![],
+            mark_cells: vec![],
+            header: "Review date".into(),
+        };
+        let s = vec![mark, date];
+        let schema = answer_schema(&s);
+        assert_eq!(
+            schema["properties"]["consensus_assessment_answers"]["enum"][2],
+            "Not Applicable"
+        );
+        let vals = parse_reply(
+            r#"{"consensus_assessment_answers": "n/a", "review_date": "2024/5/20"}"#,
+            &s,
+        )
+        .unwrap();
+        assert_eq!(
+            vals,
+            vec![Some("Not Applicable".into()), Some("2024-05-20".into())]
+        );
+        assert_eq!(legal_date("May 20"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::kb::KnowledgeBase;
 use crate::router::Router;
 use crate::router::config::Task;
 use crate::workbook::review::{ReviewRow, write_review};
-use crate::workbook::{CellRef, CellWrite, QuestionRow, SlotKind, WorkbookError};
+use crate::workbook::{CellRef, CellWrite, QuestionRow, WorkbookError};
 use classify::RowKind;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -56,7 +56,11 @@ pub struct RowOutcome {
     pub id: Option<String>,
     pub question: String,
     pub kind: RowKind,
+    /// Cell writes; a mark slot's answer is an "X" in the chosen column.
     pub values: Vec<SlotValue>,
+    /// The answer per answered slot as the reviewer reads it (a mark slot's chosen label).
+    #[serde(default)]
+    pub answers: Vec<String>,
     pub confidence: f32,
     pub sources: Vec<String>,
     pub model: String,
@@ -84,6 +88,7 @@ impl RowOutcome {
             question: q.text.clone(),
             kind,
             values: vec![],
+            answers: vec![],
             confidence: 0.0,
             sources: vec![],
             model: String::new(),
@@ -93,6 +98,11 @@ impl RowOutcome {
             prompt_tokens: 0,
             eval_tokens: 0,
         }
+    }
+
+    /// The outcome of a question row that could not be answered, with the reason.
+    pub fn unanswered(q: &QuestionRow, note: String) -> Self {
+        Self::new(q, RowKind::Question).failed(note)
     }
 
     fn failed(mut self, note: String) -> Self {
@@ -146,11 +156,20 @@ pub async fn answer_row(ctx: &PipelineContext, q: &QuestionRow) -> RowOutcome {
     let mut all_choices_legal = true;
     for (slot, value) in q.slots.iter().zip(values) {
         match value {
-            Some(value) => out.values.push(SlotValue {
-                cell: slot.cell,
-                value,
-            }),
-            None if slot.kind == SlotKind::Choice => {
+            // The slot decides which cells get what (an X-matrix marks one cell of its group).
+            Some(value) => {
+                out.values
+                    .extend(
+                        slot.writes_for(&q.sheet, &value)
+                            .into_iter()
+                            .map(|w| SlotValue {
+                                cell: w.cell,
+                                value: w.value,
+                            }),
+                    );
+                out.answers.push(value);
+            }
+            None if slot.is_choice() => {
                 all_choices_legal = false;
                 notes.push(format!(
                     "{}: no legal value chosen, left empty",
@@ -222,19 +241,12 @@ pub fn assemble(original: &[u8], outcomes: &[RowOutcome]) -> Result<Assembled, W
                 .join(", "),
             id: o.id.clone(),
             question: o.question.clone(),
-            answers: o
-                .values
-                .iter()
-                .map(|v| v.value.clone())
-                .collect::<Vec<_>>()
-                .join(" | "),
+            answers: o.answers.join(" | "),
             confidence: o.confidence,
             sources: o.sources.clone(),
             model: o.model.clone(),
-            status: match &o.note {
-                Some(n) if o.status != RowStatus::Answered => format!("{}: {n}", o.status.label()),
-                _ => o.status.label().to_string(),
-            },
+            status: o.status.label().to_string(),
+            note: o.note.clone(),
         })
         .collect();
     let review = write_review(&rows)?;

@@ -1,8 +1,11 @@
 //! Finds questions and their answer slots by layout heuristics; does not read files, write, or ask a model.
 
 use super::read::{SheetInfo, Visibility, WorkbookPackage};
-use super::{AnswerSlot, CellRef, QuestionRow, Questionnaire, SheetPlan, SlotKind, WorkbookError};
-use std::collections::BTreeSet;
+use super::{
+    AnswerSlot, CellRef, OtherRow, OtherRowKind, QuestionKey, QuestionRow, Questionnaire,
+    SheetPlan, SkipReason, SkippedCell, SlotKind, WorkbookError,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Rows searched for the header, from the top of the sheet.
 const HEADER_SEARCH_ROWS: u32 = 30;
@@ -16,9 +19,74 @@ pub fn inspect(bytes: &[u8]) -> Result<Questionnaire, WorkbookError> {
 
 /// Plans every worksheet of the package.
 pub fn detect(pkg: &WorkbookPackage) -> Questionnaire {
-    Questionnaire {
-        sheets: pkg.sheets.iter().map(plan_sheet).collect(),
+    let sheets: Vec<SheetPlan> = pkg.sheets.iter().map(plan_sheet).collect();
+    let duplicates = duplicate_groups(&sheets);
+    Questionnaire { sheets, duplicates }
+}
+
+/// Shortest question text that may match another by text alone ("Please explain" may not).
+const MIN_DUPLICATE_TEXT: usize = 20;
+
+/// Text key for duplicate detection: lowercase alphanumeric words, trailing `*` dropped.
+fn text_key(text: &str) -> String {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Groups of questions on filled sheets that share an ID or a normalized text, when the
+/// group spans at least two sheets.
+fn duplicate_groups(sheets: &[SheetPlan]) -> Vec<Vec<QuestionKey>> {
+    let qs: Vec<&QuestionRow> = sheets
+        .iter()
+        .filter(|s| s.fill)
+        .flat_map(|s| s.questions.iter())
+        .collect();
+    let mut parent: Vec<usize> = (0..qs.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
     }
+    let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, q) in qs.iter().enumerate() {
+        if let Some(id) = &q.id {
+            let id: String = id.chars().filter(|c| !c.is_whitespace()).collect();
+            by_key
+                .entry(format!("id:{}", id.to_uppercase()))
+                .or_default()
+                .push(i);
+        }
+        let t = text_key(&q.text);
+        if t.chars().count() >= MIN_DUPLICATE_TEXT {
+            by_key.entry(format!("text:{t}")).or_default().push(i);
+        }
+    }
+    for members in by_key.values() {
+        let sheets: BTreeSet<&str> = members.iter().map(|i| qs[*i].sheet.as_str()).collect();
+        if sheets.len() < 2 {
+            continue;
+        }
+        for w in members.windows(2) {
+            let (a, b) = (root(&mut parent, w[0]), root(&mut parent, w[1]));
+            if a != b {
+                parent[b.max(a)] = a.min(b);
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<QuestionKey>> = BTreeMap::new();
+    for (i, q) in qs.iter().enumerate() {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(QuestionKey {
+            sheet: q.sheet.clone(),
+            row: q.row,
+        });
+    }
+    groups.into_values().filter(|g| g.len() > 1).collect()
 }
 
 fn skipped(sheet: &SheetInfo, reason: String) -> SheetPlan {
@@ -28,6 +96,8 @@ fn skipped(sheet: &SheetInfo, reason: String) -> SheetPlan {
         reason,
         header_row: None,
         questions: Vec::new(),
+        other_rows: Vec::new(),
+        skipped_cells: Vec::new(),
     }
 }
 
@@ -55,13 +125,22 @@ fn plan_sheet(sheet: &SheetInfo) -> SheetPlan {
         );
     };
     let mut unresolved_lists = 0usize;
-    let questions = question_rows(sheet, &layout, &mut unresolved_lists);
+    let (questions, other_rows, skipped_cells) =
+        question_rows(sheet, &layout, &mut unresolved_lists);
     let header_row = Some(layout.header_row + 1);
-    let cols: Vec<String> = layout
+    let mut cols: Vec<String> = layout
         .answer_cols
         .iter()
         .map(|a| format!("{} ({})", CellRef::column_name(a.col), a.header))
         .collect();
+    for g in &layout.mark_groups {
+        cols.push(format!(
+            "{}:{} (X-mark: {})",
+            CellRef::column_name(g.cols[0]),
+            CellRef::column_name(g.cols[g.cols.len() - 1]),
+            g.labels.join(" / ")
+        ));
+    }
     let mut reason = format!(
         "header row {}: question column {} ({}), answer columns {}",
         layout.header_row + 1,
@@ -90,6 +169,8 @@ fn plan_sheet(sheet: &SheetInfo) -> SheetPlan {
         reason,
         header_row,
         questions,
+        other_rows,
+        skipped_cells,
     }
 }
 
@@ -193,7 +274,8 @@ fn has_any_cjk(n: &str, phrases: &[&str]) -> bool {
 fn classify(header: &str) -> Role {
     let n = normalise(header);
     let word_count = n.split_whitespace().count();
-    if word_count == 0 || header.chars().count() > MAX_HEADER_LEN {
+    // A question is content, not a header ("Are access controls … ?").
+    if word_count == 0 || header.chars().count() > MAX_HEADER_LEN || header.trim().ends_with('?') {
         return Role::Unknown;
     }
     if has_any(
@@ -305,6 +387,10 @@ fn classify(header: &str) -> Role {
             "details",
             "implementation",
             "supporting information",
+            "responsibilities",
+            "responsibility",
+            "third party name",
+            "rationale",
         ],
     ) || has_any_cjk(
         &n,
@@ -345,9 +431,20 @@ struct AnswerCol {
     by_header: bool,
 }
 
+/// Adjacent columns whose sub-headers are Yes / No / N/A labels: an X-mark matrix.
+#[derive(Debug, Clone)]
+struct MarkGroup {
+    cols: Vec<u32>,
+    labels: Vec<String>,
+    header: String,
+}
+
 #[derive(Debug, Clone)]
 struct Layout {
     header_row: u32,
+    /// First row that may hold questions (after the header and any sub-header row).
+    data_start: u32,
+    mark_groups: Vec<MarkGroup>,
     question_col: u32,
     question_header: String,
     id_col: Option<u32>,
@@ -391,14 +488,15 @@ fn find_layout(sheet: &SheetInfo) -> Option<Layout> {
         ) else {
             continue;
         };
-        if layout.answer_cols.is_empty() {
+        if layout.answer_cols.is_empty() && layout.mark_groups.is_empty() {
             continue;
         }
         let q_rank = question.map_or(0, |(rank, _, _)| u32::from(rank));
         let score = 4 * q_rank
             + 3 * (answer_headers.min(3) as u32)
             + known as u32
-            + layout.answer_cols.len().min(3) as u32;
+            + layout.answer_cols.len().min(3) as u32
+            + 3 * (layout.mark_groups.len().min(1) as u32);
         if q_rank == 0 && answer_headers == 0 {
             continue;
         }
@@ -415,10 +513,19 @@ fn build_layout(
     cells: &[(CellRef, &str, Role)],
     question: Option<(u32, String)>,
 ) -> Option<Layout> {
-    let id_col = cells
+    let (mark_groups, data_start) = mark_groups(sheet, header_row);
+    let in_mark = |col: u32| mark_groups.iter().any(|g| g.cols.contains(&col));
+    // Prefer an ID header that names questions ("Question ID" over "Control ID").
+    let ids: Vec<(u32, &str)> = cells
         .iter()
-        .find(|(_, _, r)| *r == Role::Id)
-        .map(|(c, _, _)| c.col);
+        .filter(|(c, _, r)| *r == Role::Id && !in_mark(c.col))
+        .map(|(c, v, _)| (c.col, *v))
+        .collect();
+    let id_col = ids
+        .iter()
+        .find(|(_, v)| normalise(v).contains(" question"))
+        .or(ids.first())
+        .map(|(c, _)| *c);
     let section_cols: Vec<u32> = cells
         .iter()
         .filter(|(_, _, r)| *r == Role::Section)
@@ -446,6 +553,7 @@ fn build_layout(
             (col, header)
         }
     };
+    let id_col = id_col.or_else(|| infer_id_col(sheet, header_row, question_col));
     let header_of = |col: u32| {
         sheet
             .value(CellRef::new(header_row, col))
@@ -462,6 +570,7 @@ fn build_layout(
             || Some(col) == id_col
             || section_cols.contains(&col)
             || excluded.contains(&col)
+            || in_mark(col)
         {
             continue;
         }
@@ -471,7 +580,7 @@ fn build_layout(
             .map_or(Role::Unknown, |(_, _, r)| *r);
         let by_header = role == Role::Answer;
         let has_list = sheet.validations.iter().any(|v| {
-            v.is_list()
+            (v.is_list() || v.kind == "date")
                 && v.ranges.iter().any(|rg| {
                     (rg.start.col..=rg.end.col).contains(&col)
                         && rg.start.row <= data_rows.1
@@ -488,12 +597,51 @@ fn build_layout(
     }
     Some(Layout {
         header_row,
+        data_start,
+        mark_groups,
         question_col,
         question_header,
         id_col,
         section_cols,
         answer_cols,
     })
+}
+
+/// Looks like a question ID: `DOCU-01`, `A&A-01.1`, `A.5.1`, `AIS- 02.2`.
+fn looks_like_id(v: &str) -> bool {
+    let v = v.trim();
+    let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    (2..=16).contains(&compact.chars().count())
+        && v.split_whitespace().count() <= 2
+        && compact.chars().next().is_some_and(char::is_alphanumeric)
+        && compact.chars().any(|c| c.is_ascii_digit())
+        && compact
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | '&'))
+}
+
+/// Without an ID header: the column left of the question column whose values, on rows with
+/// question text, mostly look like IDs.
+fn infer_id_col(sheet: &SheetInfo, header_row: u32, question_col: u32) -> Option<u32> {
+    let mut rows = 0usize;
+    let mut hits: BTreeMap<u32, usize> = BTreeMap::new();
+    for (c, _) in sheet
+        .cells
+        .range(CellRef::new(header_row + 1, 0)..)
+        .filter(|(c, v)| c.col == question_col && !v.trim().is_empty())
+        .take(2_000)
+    {
+        rows += 1;
+        for (cell, v) in sheet.row(c.row).filter(|(x, _)| x.col < question_col) {
+            if looks_like_id(v) {
+                *hits.entry(cell.col).or_default() += 1;
+            }
+        }
+    }
+    hits.into_iter()
+        .filter(|(_, n)| *n * 2 > rows)
+        .max_by_key(|(col, n)| (*n, std::cmp::Reverse(*col)))
+        .map(|(col, _)| col)
 }
 
 /// The column with the longest average text under the header, among columns not `taken`.
@@ -515,36 +663,221 @@ fn longest_text_column(sheet: &SheetInfo, header_row: u32, taken: &BTreeSet<u32>
         .map(|(col, _)| col)
 }
 
-fn question_rows(sheet: &SheetInfo, layout: &Layout, unresolved: &mut usize) -> Vec<QuestionRow> {
+/// A Yes / No / N/A label of an X-matrix column, normalized; `None` for anything else.
+fn mark_label(text: &str) -> Option<&'static str> {
+    match normalise(text).trim() {
+        "yes" | "y" => Some("yes"),
+        "no" | "n" => Some("no"),
+        "n/a" | "na" | "not applicable" | "n a" | "not available" => Some("na"),
+        _ => None,
+    }
+}
+
+/// X-mark groups in the header row or the two rows below it, and the first data row.
+fn mark_groups(sheet: &SheetInfo, header_row: u32) -> (Vec<MarkGroup>, u32) {
+    for r in header_row..=header_row + 2 {
+        let mut groups = Vec::new();
+        let mut run: Vec<(u32, String)> = Vec::new();
+        let cells: Vec<(CellRef, &str)> = sheet.row(r).collect();
+        let mut flush = |run: &mut Vec<(u32, String)>| {
+            let kinds: Vec<&str> = run.iter().filter_map(|(_, l)| mark_label(l)).collect();
+            if run.len() >= 2 && kinds.contains(&"yes") && kinds.contains(&"no") {
+                let first = run[0].0;
+                // The group's header: the (merged) cell above its first column.
+                let header = (r > header_row)
+                    .then(|| value_merged(sheet, CellRef::new(header_row, first)))
+                    .flatten()
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "Answer".to_string());
+                groups.push(MarkGroup {
+                    cols: run.iter().map(|(c, _)| *c).collect(),
+                    labels: run.iter().map(|(_, l)| l.clone()).collect(),
+                    header,
+                });
+            }
+            run.clear();
+        };
+        for (c, v) in cells {
+            if mark_label(v).is_none() {
+                flush(&mut run);
+                continue;
+            }
+            if run.last().is_some_and(|(last, _)| *last + 1 != c.col) {
+                flush(&mut run);
+            }
+            run.push((c.col, v.trim().to_string()));
+        }
+        flush(&mut run);
+        if !groups.is_empty() {
+            return (groups, r + 1);
+        }
+    }
+    (Vec::new(), header_row + 1)
+}
+
+/// The value of a cell, or of the top-left cell of the merged range it lies in.
+fn value_merged(sheet: &SheetInfo, cell: CellRef) -> Option<&str> {
+    sheet
+        .value(cell)
+        .or_else(|| sheet.merged_at(cell).and_then(|m| sheet.value(m.start)))
+}
+
+fn has_word(text: &str, words: &[&str]) -> bool {
+    has_any(&normalise(text), words)
+}
+
+/// A closing row ("End of Standard").
+fn is_footer(text: &str) -> bool {
+    let n = normalise(text);
+    let n = n.trim();
+    [
+        "end of standard",
+        "end of questionnaire",
+        "end of document",
+        "end of survey",
+        "end of form",
+    ]
+    .iter()
+    .any(|p| n.starts_with(p))
+}
+
+fn is_copyright(text: &str) -> bool {
+    text.contains('©')
+        || text.contains("(c) ")
+        || has_word(text, &["copyright", "all rights reserved"])
+}
+
+/// A field about the respondent ("Vendor name:", "Contact email").
+fn is_contact(text: &str) -> bool {
+    let t = text.trim();
+    !t.contains('?')
+        && t.chars().count() <= 60
+        && normalise(t).split_whitespace().count() <= 5
+        && has_word(
+            t,
+            &[
+                "name",
+                "email",
+                "e mail",
+                "phone",
+                "telephone",
+                "address",
+                "website",
+                "contact",
+                "job title",
+            ],
+        )
+}
+
+/// The first non-empty text of a row.
+fn first_text(sheet: &SheetInfo, r: u32) -> Option<&str> {
+    sheet.row(r).map(|(_, v)| v.trim()).find(|v| !v.is_empty())
+}
+
+fn question_rows(
+    sheet: &SheetInfo,
+    layout: &Layout,
+    unresolved: &mut usize,
+) -> (Vec<QuestionRow>, Vec<OtherRow>, Vec<SkippedCell>) {
     let mut out = Vec::new();
-    let mut current_section: Option<String> = None;
-    let rows: BTreeSet<u32> = sheet
-        .cells
-        .range(CellRef::new(layout.header_row + 1, 0)..)
-        .map(|(c, _)| c.row)
-        .collect();
+    let mut all_skipped = Vec::new();
+    let mut other = Vec::new();
+    // A header row without a question header names the first section there (HECVAT 3's
+    // "Documentation | Vendor Answers | Additional Information").
+    let mut current_section: Option<String> = (layout.question_header.is_empty()
+        && layout.section_cols.is_empty())
+    .then(|| {
+        sheet
+            .row(layout.header_row)
+            .find(|(c, v)| c.col <= layout.question_col && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+    })
+    .flatten();
+    let rows: BTreeSet<u32> = sheet.cells.keys().map(|c| c.row).collect();
+    let push_other = |other: &mut Vec<OtherRow>, r: u32, kind, text: &str| {
+        other.push(OtherRow {
+            row: r + 1,
+            kind,
+            text: text.to_string(),
+        });
+    };
     for r in rows {
+        let Some(first) = first_text(sheet, r) else {
+            continue;
+        };
+        if r < layout.header_row {
+            let kind = if first.chars().count() > 80 {
+                OtherRowKind::Instruction
+            } else {
+                OtherRowKind::Banner
+            };
+            push_other(&mut other, r, kind, first);
+            continue;
+        }
+        if r < layout.data_start {
+            push_other(&mut other, r, OtherRowKind::Header, first);
+            continue;
+        }
         let text = sheet
             .value(CellRef::new(r, layout.question_col))
             .map(str::trim)
             .unwrap_or("");
+        let label = if text.is_empty() { first } else { text };
+        let closing = if is_footer(label) {
+            Some(OtherRowKind::Footer)
+        } else if is_copyright(label) {
+            Some(OtherRowKind::Copyright)
+        } else {
+            None
+        };
+        if let Some(kind) = closing {
+            push_other(&mut other, r, kind, label);
+            continue;
+        }
         if text.is_empty() {
-            // A section banner: short text at or left of the question column.
-            if layout.section_cols.is_empty()
-                && let Some((_, v)) = sheet
-                    .row(r)
-                    .find(|(c, v)| c.col <= layout.question_col && !v.trim().is_empty())
-                && v.trim().chars().count() <= 120
-            {
-                current_section = Some(v.trim().to_string());
-            }
+            let kind = if first.chars().count() > 120 {
+                OtherRowKind::Instruction
+            } else {
+                // A section banner: short text at or left of the question column.
+                if layout.section_cols.is_empty()
+                    && let Some((_, v)) = sheet
+                        .row(r)
+                        .find(|(c, v)| c.col <= layout.question_col && !v.trim().is_empty())
+                    && v.trim().chars().count() <= 120
+                {
+                    current_section = Some(v.trim().to_string());
+                }
+                OtherRowKind::SectionHeader
+            };
+            push_other(&mut other, r, kind, first);
             continue;
         }
         if text == layout.question_header {
-            continue; // a repeated header row
+            push_other(&mut other, r, OtherRowKind::Header, text);
+            continue;
         }
-        let slots = row_slots(sheet, layout, r, unresolved);
+        let id = layout
+            .id_col
+            .and_then(|c| sheet.value(CellRef::new(r, c)))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        let (slots, skipped) = row_slots(sheet, layout, r, unresolved);
+        if id.is_none() && is_contact(text) {
+            push_other(&mut other, r, OtherRowKind::Contact, text);
+            continue;
+        }
+        let any_skipped = !skipped.is_empty();
+        all_skipped.extend(skipped);
         if slots.is_empty() {
+            let kind = if id.is_some() || any_skipped {
+                OtherRowKind::NoAnswerCell
+            } else if text.chars().count() > 120 && !text.contains('?') {
+                OtherRowKind::Instruction
+            } else {
+                OtherRowKind::SectionHeader
+            };
+            push_other(&mut other, r, kind, text);
             continue;
         }
         let section = if layout.section_cols.is_empty() {
@@ -553,16 +886,11 @@ fn question_rows(sheet: &SheetInfo, layout: &Layout, unresolved: &mut usize) -> 
             let parts: Vec<&str> = layout
                 .section_cols
                 .iter()
-                .filter_map(|c| sheet.value(CellRef::new(r, *c)).map(str::trim))
+                .filter_map(|c| value_merged(sheet, CellRef::new(r, *c)).map(str::trim))
                 .filter(|v| !v.is_empty())
                 .collect();
             (!parts.is_empty()).then(|| parts.join(" / "))
         };
-        let id = layout
-            .id_col
-            .and_then(|c| sheet.value(CellRef::new(r, c)))
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty());
         out.push(QuestionRow {
             sheet: sheet.name.clone(),
             row: r + 1,
@@ -572,7 +900,18 @@ fn question_rows(sheet: &SheetInfo, layout: &Layout, unresolved: &mut usize) -> 
             slots,
         });
     }
-    out
+    (out, other, all_skipped)
+}
+
+/// Why `cell` cannot take a value, if it cannot (formula or merged interior).
+fn blocked(sheet: &SheetInfo, cell: CellRef) -> Option<SkipReason> {
+    if sheet.is_formula(cell) {
+        Some(SkipReason::Formula)
+    } else if sheet.merged_at(cell).is_some_and(|m| m.start != cell) {
+        Some(SkipReason::MergedNonAnchor)
+    } else {
+        None
+    }
 }
 
 fn row_slots(
@@ -580,44 +919,91 @@ fn row_slots(
     layout: &Layout,
     r: u32,
     unresolved: &mut usize,
-) -> Vec<AnswerSlot> {
+) -> (Vec<AnswerSlot>, Vec<SkippedCell>) {
     let mut slots = Vec::new();
+    let mut skipped = Vec::new();
+    let value_of = |cell: CellRef| sheet.value(cell).map(str::trim).filter(|v| !v.is_empty());
+    let mut skip = |cell: CellRef, reason: SkipReason| {
+        skipped.push(SkippedCell {
+            cell,
+            reason,
+            value: value_of(cell).map(str::to_string),
+        });
+    };
+    // (column, slot or skip) in column order.
+    let mut by_col: Vec<(u32, AnswerSlot)> = Vec::new();
+    for g in &layout.mark_groups {
+        let cells: Vec<CellRef> = g.cols.iter().map(|c| CellRef::new(r, *c)).collect();
+        let mut ok = true;
+        for cell in &cells {
+            if let Some(reason) = blocked(sheet, *cell) {
+                skip(*cell, reason);
+                ok = false;
+            } else if value_of(*cell).is_some() {
+                skip(*cell, SkipReason::Prefilled);
+                ok = false;
+            }
+        }
+        if ok {
+            by_col.push((
+                g.cols[0],
+                AnswerSlot {
+                    cell: cells[0],
+                    kind: SlotKind::Mark,
+                    choices: g.labels.clone(),
+                    mark_cells: cells,
+                    header: g.header.clone(),
+                },
+            ));
+        }
+    }
     for ac in &layout.answer_cols {
         let cell = CellRef::new(r, ac.col);
-        if sheet.is_formula(cell) {
+        if let Some(reason) = blocked(sheet, cell) {
+            skip(cell, reason);
             continue;
         }
-        if sheet.merged_at(cell).is_some_and(|m| m.start != cell) {
-            continue; // only the top-left cell of a merged range takes a value
-        }
-        let existing = sheet.value(cell).map(str::trim).filter(|v| !v.is_empty());
+        let existing = value_of(cell);
+        let slot = |kind, choices: Vec<String>| AnswerSlot {
+            cell,
+            kind,
+            choices,
+            mark_cells: Vec::new(),
+            header: ac.header.clone(),
+        };
+        let is_date = sheet
+            .validations
+            .iter()
+            .any(|v| v.kind == "date" && v.applies_to(cell));
         match sheet.list_validation_at(cell) {
-            Some(dv) if dv.choices.is_empty() => *unresolved += 1,
+            Some(dv) if dv.choices.is_empty() => {
+                *unresolved += 1;
+                skip(cell, SkipReason::UnresolvedList);
+            }
             // The list's first value pre-filled ("Not verified") is a default, not an answer.
             Some(dv)
                 if existing
                     .is_none_or(|v| dv.choices.first().is_some_and(|first| first.trim() == v)) =>
             {
-                slots.push(AnswerSlot {
-                    cell,
-                    kind: SlotKind::Choice,
-                    choices: dv.choices.clone(),
-                    header: ac.header.clone(),
-                });
+                by_col.push((ac.col, slot(SlotKind::Choice, dv.choices.clone())));
             }
-            Some(_) => {} // already answered
-            None if ac.by_header && existing.is_none() => {
-                slots.push(AnswerSlot {
-                    cell,
-                    kind: SlotKind::Text,
-                    choices: Vec::new(),
-                    header: ac.header.clone(),
-                });
+            Some(_) => skip(cell, SkipReason::Prefilled),
+            None if existing.is_some() && (ac.by_header || is_date) => {
+                skip(cell, SkipReason::Prefilled);
             }
+            // A value in a column that is neither named an answer nor validated: not ours.
+            None if existing.is_some() => {}
+            None if is_date || (ac.by_header && has_word(&ac.header, &["date"])) => {
+                by_col.push((ac.col, slot(SlotKind::Date, Vec::new())));
+            }
+            None if ac.by_header => by_col.push((ac.col, slot(SlotKind::Text, Vec::new()))),
             None => {}
         }
     }
-    slots
+    by_col.sort_by_key(|(c, _)| *c);
+    slots.extend(by_col.into_iter().map(|(_, s)| s));
+    skipped.sort_by_key(|s| s.cell);
+    (slots, skipped)
 }
 
 #[cfg(test)]

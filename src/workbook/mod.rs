@@ -24,8 +24,8 @@ pub use verify::{Difference, DifferenceKind, verify};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A cell position, 0-based internally; shown as `A1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A cell position, 0-based internally; shown, serialized and deserialized as `A1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CellRef {
     pub row: u32,
     pub col: u32,
@@ -95,6 +95,21 @@ impl fmt::Display for CellRef {
             Self::column_name(self.col),
             u64::from(self.row) + 1
         )
+    }
+}
+
+impl Serialize for CellRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CellRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("'{text}' is not a cell reference like C5"))
+        })
     }
 }
 
@@ -187,18 +202,104 @@ pub enum SlotKind {
     Choice,
     /// Free text (explanation, comment).
     Text,
+    /// An X-matrix (CAIQ v3 Yes / No / Not Applicable columns): one value out of
+    /// `AnswerSlot::choices` (the column labels), written as "X" into the matching cell of
+    /// `AnswerSlot::mark_cells`.
+    Mark,
+    /// A date (date validation or a "Date" column), written as ISO text `YYYY-MM-DD`.
+    Date,
 }
 
-/// One cell that receives (part of) the answer to a question.
+/// The text an X-matrix cell receives.
+pub const MARK: &str = "X";
+
+/// One cell (or, for `Mark`, one group of cells) that receives part of the answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnswerSlot {
+    /// The cell written; for `Mark`, the first cell of the group.
     pub cell: CellRef,
     pub kind: SlotKind,
-    /// Legal values for `Choice` slots, in list order; empty for `Text`.
+    /// Legal values for `Choice` and `Mark` slots, in list order; empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
+    /// For `Mark`: the cell of each choice, in the order of `choices`; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mark_cells: Vec<CellRef>,
     /// The column header above this slot (e.g. "Status", "Comment").
     pub header: String,
+}
+
+impl AnswerSlot {
+    /// Whether the answer is one of `choices` (`Choice` and `Mark`).
+    pub fn is_choice(&self) -> bool {
+        matches!(self.kind, SlotKind::Choice | SlotKind::Mark)
+    }
+
+    /// Every cell a value for this slot may be written to (declare these to `verify`).
+    pub fn cells(&self) -> Vec<CellRef> {
+        if self.kind == SlotKind::Mark {
+            self.mark_cells.clone()
+        } else {
+            vec![self.cell]
+        }
+    }
+
+    /// The writes that put `value` into this slot. For `Choice` and `Mark` the value must be
+    /// exactly one of `choices` (map it first, e.g. with the pipeline's `legal_choice`);
+    /// otherwise nothing is written. A `Mark` writes "X" into the chosen cell only; a `Date`
+    /// is written as given. An empty value writes nothing.
+    pub fn writes_for(&self, sheet: &str, value: &str) -> Vec<CellWrite> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Vec::new();
+        }
+        let write = |cell: CellRef, value: &str| CellWrite {
+            sheet: sheet.to_string(),
+            cell,
+            value: value.to_string(),
+        };
+        match self.kind {
+            SlotKind::Text | SlotKind::Date => vec![write(self.cell, value)],
+            SlotKind::Choice => {
+                if self.choices.iter().any(|c| c == value) {
+                    vec![write(self.cell, value)]
+                } else {
+                    Vec::new()
+                }
+            }
+            SlotKind::Mark => self
+                .choices
+                .iter()
+                .position(|c| c == value)
+                .and_then(|i| self.mark_cells.get(i))
+                .map(|cell| vec![write(*cell, MARK)])
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Why a cell in an answer column of a question row is not a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The cell holds a formula (never overwritten).
+    Formula,
+    /// The cell is inside a merged range but not its top-left cell.
+    MergedNonAnchor,
+    /// The cell already holds a value that is not the list's default (first) value.
+    Prefilled,
+    /// The cell has a dropdown whose list could not be resolved.
+    UnresolvedList,
+}
+
+/// A cell of an answer column that is not written, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedCell {
+    pub cell: CellRef,
+    pub reason: SkipReason,
+    /// The cell's current (cached) value, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 /// A row that asks something and has at least one answer slot.
@@ -214,6 +315,48 @@ pub struct QuestionRow {
     pub slots: Vec<AnswerSlot>,
 }
 
+impl QuestionRow {
+    /// Every cell the slots of this row may write (for `verify`).
+    pub fn answer_cells(&self) -> Vec<(String, CellRef)> {
+        self.slots
+            .iter()
+            .flat_map(AnswerSlot::cells)
+            .map(|c| (self.sheet.clone(), c))
+            .collect()
+    }
+}
+
+/// What a non-question row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtherRowKind {
+    /// Title / banner rows above the header.
+    Banner,
+    /// Long explanatory text.
+    Instruction,
+    /// The header row itself, its sub-header row, or a repeated header.
+    Header,
+    /// A section / group label between questions.
+    SectionHeader,
+    /// "End of Standard" and similar closing rows.
+    Footer,
+    Copyright,
+    /// "Vendor name:", "Contact email" and similar fields about the respondent.
+    Contact,
+    /// Has question text but no writable answer cell (all formulas, merged or answered).
+    NoAnswerCell,
+}
+
+/// A non-empty row that is not answered, with what it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherRow {
+    /// 1-based row number.
+    pub row: u32,
+    pub kind: OtherRowKind,
+    /// The row's most telling text (question column, else first non-empty cell).
+    pub text: String,
+}
+
 /// Detection result for one sheet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SheetPlan {
@@ -225,12 +368,38 @@ pub struct SheetPlan {
     /// 1-based header row, when one was found.
     pub header_row: Option<u32>,
     pub questions: Vec<QuestionRow>,
+    /// Non-empty rows that are not questions, classified (only for sheets with a layout).
+    #[serde(default)]
+    pub other_rows: Vec<OtherRow>,
+    /// Cells of answer columns on question (and `no_answer_cell`) rows that are not slots.
+    #[serde(default)]
+    pub skipped_cells: Vec<SkippedCell>,
+}
+
+impl SheetPlan {
+    /// The skipped cells of one (1-based) row.
+    pub fn skipped_in_row(&self, row: u32) -> impl Iterator<Item = &SkippedCell> {
+        self.skipped_cells
+            .iter()
+            .filter(move |s| s.cell.row + 1 == row)
+    }
+}
+
+/// A question's place: (sheet, 1-based row).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct QuestionKey {
+    pub sheet: String,
+    pub row: u32,
 }
 
 /// Everything detected in a workbook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Questionnaire {
     pub sheets: Vec<SheetPlan>,
+    /// Questions asked more than once on filled sheets (same ID, or same normalized text),
+    /// each group in sheet then row order: answer the first, fill every member.
+    #[serde(default)]
+    pub duplicates: Vec<Vec<QuestionKey>>,
 }
 
 impl Questionnaire {
@@ -240,6 +409,29 @@ impl Questionnaire {
             .iter()
             .filter(|s| s.fill)
             .flat_map(|s| s.questions.iter())
+    }
+
+    /// Questions to answer once: every question except later copies of a duplicate group.
+    pub fn unique_questions(&self) -> impl Iterator<Item = &QuestionRow> {
+        self.questions()
+            .filter(|q| self.duplicate_of(&q.sheet, q.row).is_none())
+    }
+
+    /// For a later copy of a repeated question, the first occurrence (whose answer it takes);
+    /// `None` for first occurrences and questions asked once.
+    pub fn duplicate_of(&self, sheet: &str, row: u32) -> Option<&QuestionKey> {
+        self.duplicates.iter().find_map(|g| {
+            let first = g.first()?;
+            g.iter()
+                .skip(1)
+                .any(|k| k.sheet == sheet && k.row == row)
+                .then_some(first)
+        })
+    }
+
+    /// The question at (sheet, row), if detected.
+    pub fn question(&self, sheet: &str, row: u32) -> Option<&QuestionRow> {
+        self.questions().find(|q| q.sheet == sheet && q.row == row)
     }
 }
 
@@ -295,6 +487,42 @@ mod tests {
         assert_eq!(CellRef::new(7, 5).to_string(), "F8");
         assert_eq!(CellRef::new(MAX_ROW, MAX_COL).to_string(), "XFD1048576");
         assert_eq!("G8".parse::<CellRef>().ok(), Some(CellRef::new(7, 6)));
+    }
+
+    #[test]
+    fn cell_refs_serialize_as_a1() {
+        let c = CellRef::new(4, 2);
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#""C5""#);
+        assert_eq!(serde_json::from_str::<CellRef>(r#""C5""#).unwrap(), c);
+        assert!(serde_json::from_str::<CellRef>(r#""5C""#).is_err());
+        let w = CellWrite {
+            sheet: "S".into(),
+            cell: CellRef::new(MAX_ROW, MAX_COL),
+            value: "v".into(),
+        };
+        let json = serde_json::to_string(&w).unwrap();
+        assert!(json.contains(r#""cell":"XFD1048576""#), "{json}");
+        assert_eq!(serde_json::from_str::<CellWrite>(&json).unwrap(), w);
+    }
+
+    #[test]
+    fn mark_slot_writes_one_x() {
+        let slot = AnswerSlot {
+            cell: CellRef::new(4, 5),
+            kind: SlotKind::Mark,
+            choices: vec!["Yes".into(), "No".into(), "Not Applicable".into()],
+            mark_cells: vec![CellRef::new(4, 5), CellRef::new(4, 6), CellRef::new(4, 7)],
+            header: "Answer".into(),
+        };
+        assert!(slot.is_choice());
+        let w = slot.writes_for("S", "No");
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            (w[0].cell.to_string(), w[0].value.as_str()),
+            ("G5".into(), "X")
+        );
+        assert!(slot.writes_for("S", "Maybe").is_empty());
+        assert_eq!(slot.cells().len(), 3);
     }
 
     #[test]

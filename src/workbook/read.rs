@@ -261,11 +261,58 @@ fn data_text(d: &DataRef<'_>) -> Option<String> {
         DataRef::Int(i) => i.to_string(),
         DataRef::Float(f) => f.to_string(),
         DataRef::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
-        DataRef::DateTime(dt) => dt.to_string(),
+        DataRef::DateTime(dt) => excel_date_text(dt),
         DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.clone(),
         DataRef::Error(e) => e.to_string(),
     };
     (!s.is_empty()).then_some(s)
+}
+
+/// A date-formatted cell as ISO text (`2024-05-20`, `2024-05-20 13:30:00`) instead of its
+/// serial number; durations and out-of-range values keep the number.
+fn excel_date_text(dt: &calamine::ExcelDateTime) -> String {
+    let serial = dt.as_f64();
+    if dt.is_duration() || !(1.0..2_958_466.0).contains(&serial) {
+        return dt.to_string();
+    }
+    let mut days = serial.floor() as i64;
+    let mut secs = ((serial - serial.floor()) * 86_400.0).round() as i64;
+    if secs >= 86_400 {
+        days += 1;
+        secs -= 86_400;
+    }
+    // Days since 1970-01-01: the 1900 system counts the fictitious 1900-02-29. (calamine does
+    // not expose the 1904 date system; such workbooks are rare and read 4 years early.)
+    let unix_days = if days < 60 {
+        days - 25_568
+    } else {
+        days - 25_569
+    };
+    let (y, m, d) = civil_from_days(unix_days);
+    if secs == 0 {
+        format!("{y:04}-{m:02}-{d:02}")
+    } else {
+        format!(
+            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    }
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 fn resolve_validation(
@@ -411,4 +458,23 @@ fn range_values(pkg: &WorkbookPackage, sheet: &str, range: CellRange) -> Option<
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamine::{ExcelDateTime, ExcelDateTimeType};
+
+    #[test]
+    fn date_serials_read_as_iso_text() {
+        let d =
+            |v: f64| excel_date_text(&ExcelDateTime::new(v, ExcelDateTimeType::DateTime, false));
+        assert_eq!(d(45_432.0), "2024-05-20");
+        assert_eq!(d(45_432.562_5), "2024-05-20 13:30:00");
+        assert_eq!(d(1.0), "1900-01-01");
+        assert_eq!(d(61.0), "1900-03-01");
+        assert_eq!(d(0.0), "0");
+        let dur = ExcelDateTime::new(1.5, ExcelDateTimeType::TimeDelta, false);
+        assert_eq!(excel_date_text(&dur), "1.5");
+    }
 }

@@ -22,6 +22,8 @@ pub struct ReviewRow {
     pub model: String,
     /// `answered`, `needs review`, `failed` (others are shown uncoloured).
     pub status: String,
+    /// Why the row needs review or failed, for the reviewer.
+    pub note: Option<String>,
 }
 
 /// Statuses with a colour, in summary order: (status, fill, font).
@@ -32,7 +34,7 @@ const STATUS_COLOURS: [(&str, u32, u32); 3] = [
 ];
 
 /// (header, width) of the Review sheet's columns.
-const COLUMNS: [(&str, f64); 9] = [
+const COLUMNS: [(&str, f64); 10] = [
     ("Sheet", 16.0),
     ("Cell(s)", 10.0),
     ("ID", 12.0),
@@ -42,6 +44,7 @@ const COLUMNS: [(&str, f64); 9] = [
     ("Sources", 40.0),
     ("Model", 18.0),
     ("Status", 14.0),
+    ("Note", 50.0),
 ];
 
 /// Excel's limit for one cell's text (UTF-16 code units).
@@ -101,6 +104,7 @@ pub fn write_review(rows: &[ReviewRow]) -> Result<Vec<u8>, WorkbookError> {
             (4, r.answers.as_str(), &wrap),
             (7, r.model.as_str(), &top),
             (8, r.status.as_str(), &top),
+            (9, r.note.as_deref().unwrap_or(""), &wrap),
         ];
         for (col, text, format) in texts {
             ws.write_string_with_format(row, col, fit(text), format)
