@@ -112,6 +112,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List every difference between two workbooks outside the answer cells rfpq detects in
+    /// the original (exit 1 when there is any).
+    Verify {
+        original: PathBuf,
+        filled: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// One routed LLM call; prints the answer and what the router did.
     Ask {
         #[arg(long, default_value = "answer")]
@@ -340,6 +348,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Verify {
+            original,
+            filled,
+            json,
+        } => verify(&original, &filled, json),
         Command::Ask { task, prompt, json } => {
             let task: Task = task.parse().map_err(anyhow::Error::msg)?;
             let router = load_router(&g)?;
@@ -415,6 +428,34 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         },
     }
+}
+
+fn verify(original: &Path, filled: &Path, json: bool) -> Result<()> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let (a, b) = (read(original)?, read(filled)?);
+    let plan =
+        crate::workbook::detect::inspect(&a).with_context(|| original.display().to_string())?;
+    let declared: Vec<_> = plan.questions().flat_map(|q| q.answer_cells()).collect();
+    let diffs = crate::workbook::verify::verify(&a, &b, &declared)
+        .with_context(|| filled.display().to_string())?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"declared_cells": declared.len(), "differences": diffs})
+            )?
+        );
+    } else if diffs.is_empty() {
+        println!("no differences outside the {} answer cells", declared.len());
+    } else {
+        for d in &diffs {
+            println!("{d}");
+        }
+    }
+    if !diffs.is_empty() {
+        bail!("{} difference(s) outside the answer cells", diffs.len());
+    }
+    Ok(())
 }
 
 fn absolute(p: &Path) -> Result<String> {
