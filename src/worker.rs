@@ -94,23 +94,9 @@ impl Shared {
         let parsed = tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&bytes))
             .await
             .map_err(|e| fail(format!("workbook parser crashed: {e}")));
-        let questionnaire = match parsed.and_then(|r| r.map_err(|e| fail(e.to_string()))) {
-            Ok(q) => q,
-            Err(e) => {
-                self.queue
-                    .set_phase(id, JobPhase::Failed, Some(&e.to_string()))
-                    .await
-                    .map_err(retry)?;
-                return Err(e);
-            }
-        };
-        if let Err(reason) = crate::submit::require_questions(&questionnaire) {
-            self.queue
-                .set_phase(id, JobPhase::Failed, Some(&reason))
-                .await
-                .map_err(retry)?;
-            return Err(fail(reason));
-        }
+        // Unrecoverable errors end the job; the processor wrapper records them as `failed`.
+        let questionnaire = parsed.and_then(|r| r.map_err(|e| fail(e.to_string())))?;
+        crate::submit::require_questions(&questionnaire).map_err(fail)?;
         let questions: Vec<_> = questionnaire.questions().cloned().collect();
         let batches = self
             .queue
@@ -215,17 +201,8 @@ impl Shared {
             tokio::task::spawn_blocking(move || pipeline::assemble(&original, &outcomes))
                 .await
                 .map_err(|e| fail(format!("assembly crashed: {e}")))?;
-        let assembled = match assembled {
-            Ok(a) => a,
-            Err(e) => {
-                let reason = format!("could not write the filled workbook: {e}");
-                self.queue
-                    .set_phase(id, JobPhase::Failed, Some(&reason))
-                    .await
-                    .map_err(retry)?;
-                return Err(fail(reason));
-            }
-        };
+        let assembled =
+            assembled.map_err(|e| fail(format!("could not write the filled workbook: {e}")))?;
         self.queue
             .store_results(id, &assembled.filled, &assembled.review)
             .await
