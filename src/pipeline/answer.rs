@@ -50,9 +50,9 @@ pub fn answer_schema(slots: &[AnswerSlot]) -> Value {
         let p = match s.kind {
             SlotKind::Choice | SlotKind::Mark => json!({"type": "string", "enum": s.choices}),
             SlotKind::Text => json!({"type": "string", "maxLength": 400}),
-            SlotKind::Date => {
-                json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
-            }
+            // No `pattern`: the embedded decoder cannot enforce one. `legal_date` checks the
+            // value after the call instead.
+            SlotKind::Date => json!({"type": "string", "maxLength": 10}),
         };
         props.insert(key, p);
     }

@@ -534,6 +534,31 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn accepts_the_pipeline_answer_schema_for_every_slot_kind() {
+        use crate::workbook::{AnswerSlot, CellRef, SlotKind};
+        let slot = |kind, choices: &[&str], col| AnswerSlot {
+            cell: CellRef { row: 4, col },
+            kind,
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+            mark_cells: if kind == SlotKind::Mark {
+                vec![CellRef { row: 4, col }]
+            } else {
+                vec![]
+            },
+            header: format!("{kind:?}"),
+        };
+        let slots = [
+            slot(SlotKind::Choice, &["Yes", "No"], 2),
+            slot(SlotKind::Mark, &["Yes", "No", "Not Applicable"], 3),
+            slot(SlotKind::Text, &[], 4),
+            slot(SlotKind::Date, &[], 5),
+        ];
+        let schema = crate::pipeline::answer::answer_schema(&slots);
+        let fields = parse(&schema).expect("the embedded model can answer every slot kind");
+        assert_eq!(fields.len(), 4);
+    }
+
+    #[test]
     fn parses_router_schema_in_required_order() {
         let schema = json!({"type":"object","properties":{
             "explanation":{"type":"string","maxLength":300},
