@@ -249,7 +249,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let kb = kb.map(|p| absolute(&p)).transpose()?;
             if let Some(kb) = &kb {
-                KnowledgeBase::open(Path::new(kb))?;
+                KnowledgeBase::read_meta(Path::new(kb))?;
             }
             let queue = RfpQueue::connect(queue_config(&g)).await?;
             let id = crate::submit::submit_file(&queue, &file, kb.as_deref(), batch_size).await?;

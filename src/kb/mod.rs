@@ -278,15 +278,19 @@ fn write_kb(
 }
 
 impl KnowledgeBase {
-    /// Opens a KB built by `ingest`.
-    pub fn open(dir: &Path) -> Result<Self, KbError> {
+    /// What a built KB records about itself, without loading its index (a cheap existence check).
+    pub fn read_meta(dir: &Path) -> Result<KbMeta, KbError> {
         let meta_path = dir.join(META_FILE);
         if !meta_path.exists() {
             return Err(KbError::Missing(dir.to_path_buf()));
         }
-        let meta: KbMeta =
-            serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| io_err(&meta_path, e))?)
-                .map_err(|e| io_err(&meta_path, e))?;
+        let bytes = std::fs::read(&meta_path).map_err(|e| io_err(&meta_path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| io_err(&meta_path, e))
+    }
+
+    /// Opens a KB built by `ingest`.
+    pub fn open(dir: &Path) -> Result<Self, KbError> {
+        let meta = Self::read_meta(dir)?;
         let chunks_path = dir.join(CHUNKS_FILE);
         let chunks = std::fs::read_to_string(&chunks_path)
             .map_err(|e| io_err(&chunks_path, e))?
