@@ -7,6 +7,7 @@ use crate::queue::{JobPhase, JobStatus, QueueConfig, RfpQueue};
 use crate::router::Router;
 use crate::router::config::{RouterConfig, Task};
 use crate::router::types::ChatMessage;
+use crate::workbook::SourceFormat;
 use crate::worker::{RunningWorker, WorkerSettings};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -252,7 +253,12 @@ pub async fn run(cli: Cli) -> Result<()> {
                 KnowledgeBase::read_meta(Path::new(kb))?;
             }
             let queue = RfpQueue::connect(queue_config(&g)).await?;
-            let id = crate::submit::submit_file(&queue, &file, kb.as_deref(), batch_size).await?;
+            let submitted =
+                crate::submit::submit_file(&queue, &file, kb.as_deref(), batch_size).await?;
+            for w in &submitted.warnings {
+                eprintln!("warning: {w}");
+            }
+            let id = submitted.id;
             println!("{id}");
             if wait {
                 let st = watch(&queue, &id, false).await?;
@@ -300,6 +306,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let queue = RfpQueue::connect(queue_config(&g)).await?;
             let st = queue.status(&job).await?;
+            let format = match st.source_format.as_str() {
+                "xlsm" => SourceFormat::Xlsm,
+                _ => SourceFormat::Xlsx,
+            };
+            check_output_extension(&output, format)?;
             let Some(filled) = queue.result(&job, false).await? else {
                 bail!("job {job} has no result yet (state: {})", st.state.as_str());
             };
@@ -323,28 +334,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&q)?);
             } else {
-                for s in &q.sheets {
-                    println!(
-                        "sheet '{}': {} ({}), {} questions",
-                        s.name,
-                        if s.fill { "fill" } else { "skip" },
-                        s.reason,
-                        s.questions.len()
-                    );
-                    for qu in &s.questions {
-                        let slots: Vec<String> = qu
-                            .slots
-                            .iter()
-                            .map(|sl| format!("{} {:?}", sl.cell, sl.kind))
-                            .collect();
-                        println!(
-                            "  row {:>5}  [{}]  {}",
-                            qu.row,
-                            slots.join(", "),
-                            qu.text.chars().take(80).collect::<String>()
-                        );
-                    }
-                }
+                print!("{}", inspect_text(&q));
             }
             Ok(())
         }
@@ -503,7 +493,119 @@ fn status_line(st: &JobStatus) -> String {
     if let Some(r) = &st.reason {
         s.push_str(&format!("\n  reason: {r}"));
     }
+    for w in &st.warnings {
+        s.push_str(&format!("\n  warning: {w}"));
+    }
     s
+}
+
+/// `rfpq inspect` as text: per sheet its verdict, every question with its slots, skipped cells
+/// with their reason, and a count of the other rows by kind.
+fn inspect_text(q: &crate::workbook::Questionnaire) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for w in &q.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    for s in &q.sheets {
+        let header = s
+            .header_row
+            .map(|h| format!(", header row {h}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "sheet '{}': {} ({}){header}, {} questions",
+            s.name,
+            if s.fill { "fill" } else { "skip" },
+            s.reason,
+            s.questions.len()
+        );
+        for qu in &s.questions {
+            let slots: Vec<String> = qu
+                .slots
+                .iter()
+                .map(|sl| {
+                    let kind = serde_json::to_value(sl.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    if sl.choices.is_empty() {
+                        format!("{} {kind}", sl.cell)
+                    } else {
+                        format!("{} {kind}({})", sl.cell, sl.choices.join("|"))
+                    }
+                })
+                .collect();
+            let text: String = qu.text.replace('\n', " ").chars().take(80).collect();
+            let dup = q
+                .duplicate_of(&qu.sheet, qu.row)
+                .map(|k| format!("  (same as '{}' row {})", k.sheet, k.row))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  row {:>5}  {:<10} [{}]  {text}{dup}",
+                qu.row,
+                qu.id.as_deref().unwrap_or("-"),
+                slots.join(", ")
+            );
+            for sk in s.skipped_in_row(qu.row) {
+                let reason = serde_json::to_value(sk.reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "             skipped {} ({reason})", sk.cell);
+            }
+        }
+        if !s.other_rows.is_empty() {
+            let mut kinds: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+            for o in &s.other_rows {
+                let kind = serde_json::to_value(o.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                kinds.entry(kind).or_default().push(o.row);
+            }
+            let parts: Vec<String> = kinds
+                .iter()
+                .map(|(k, rows)| {
+                    let shown: Vec<String> = rows.iter().take(5).map(u32::to_string).collect();
+                    let more = if rows.len() > 5 { ", …" } else { "" };
+                    format!("{} {k} (rows {}{more})", rows.len(), shown.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "  other rows: {}", parts.join("; "));
+        }
+    }
+    let copies: usize = q.duplicates.iter().map(|g| g.len().saturating_sub(1)).sum();
+    if copies > 0 {
+        let _ = writeln!(
+            out,
+            "{copies} questions repeat an earlier one ({} groups): each is answered once",
+            q.duplicates.len()
+        );
+    }
+    out
+}
+
+/// Refuses an output name Excel would not open: a macro-enabled workbook must stay `.xlsm`,
+/// everything else (including answers to an .xls/.ods) is written as `.xlsx`.
+fn check_output_extension(output: &Path, format: SourceFormat) -> Result<()> {
+    let want = format.output_extension();
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ext != want {
+        let hint = if format == SourceFormat::Xlsm {
+            " (the workbook is macro-enabled; Excel refuses it under another extension)"
+        } else if format.is_converted() {
+            " (answers to an .xls/.ods are written into a new .xlsx)"
+        } else {
+            ""
+        };
+        bail!("the output {} must end in .{want}{hint}", output.display());
+    }
+    Ok(())
 }
 
 /// Polls a job until it reaches a final state, printing progress lines to stderr.
@@ -534,6 +636,10 @@ pub async fn fill(
     show_progress: bool,
 ) -> Result<FillSummary> {
     let (bytes, questionnaire) = crate::submit::validate_file(input).await?;
+    check_output_extension(output, questionnaire.source_format)?;
+    for w in &questionnaire.warnings {
+        eprintln!("warning: {w}");
+    }
     let kb = match kb {
         Some(p) => {
             let base = KnowledgeBase::open(p)?;
@@ -607,7 +713,8 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
                 Some(&absolute(&kb_dir)?),
                 crate::submit::DEFAULT_BATCH_SIZE,
             )
-            .await?;
+            .await?
+            .id;
             let job_started = std::time::Instant::now();
             let st = watch(&queue, &id, false).await;
             let job_secs = job_started.elapsed().as_secs_f64();

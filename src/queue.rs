@@ -3,7 +3,7 @@
 //! hash-tagged prefix so Redis Cluster keeps them in one slot. Nothing else talks to Redis.
 
 use crate::pipeline::RowOutcome;
-use crate::workbook::QuestionRow;
+use crate::workbook::{QuestionRow, SourceFormat};
 use bullmq::options::RedisConnectionOptions;
 use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
 use bullmq::{FlowJob, FlowProducer, FlowProducerOptions, JobOptions, Queue, QueueOptions};
@@ -113,6 +113,9 @@ pub struct JobStatus {
     pub needs_review: u64,
     pub reason: Option<String>,
     pub kb: Option<String>,
+    /// Format of the submitted file (`xlsx`, `xlsm`, `xls`, `ods`).
+    pub source_format: String,
+    pub warnings: Vec<String>,
     pub created_ms: u64,
     pub finished_ms: Option<u64>,
 }
@@ -227,6 +230,22 @@ impl RfpQueue {
         kb: Option<&str>,
         batch_size: usize,
     ) -> Result<String, QueueError> {
+        self.submit_loaded(file_name, bytes, kb, batch_size, SourceFormat::Xlsx, &[])
+            .await
+    }
+
+    /// [`Self::submit`] for a workbook already loaded by [`crate::workbook::load`]: `bytes` is
+    /// the package to patch, `format` the submitted file's format, `warnings` what the user
+    /// must be told about it (shown by `status`).
+    pub async fn submit_loaded(
+        &self,
+        file_name: &str,
+        bytes: &[u8],
+        kb: Option<&str>,
+        batch_size: usize,
+        format: SourceFormat,
+        warnings: &[String],
+    ) -> Result<String, QueueError> {
         let id = uuid::Uuid::now_v7().to_string();
         let mut conn = self.conn.clone();
         let ttl = RETENTION.as_secs();
@@ -241,6 +260,13 @@ impl RfpQueue {
         ];
         if let Some(kb) = kb {
             fields.push(("kb", kb.into()));
+        }
+        fields.push(("source_format", format.as_str().into()));
+        if !warnings.is_empty() {
+            fields.push((
+                "warnings",
+                serde_json::to_string(warnings).unwrap_or_default(),
+            ));
         }
         redis::pipe()
             .atomic()
@@ -261,6 +287,30 @@ impl RfpQueue {
             )
             .await?;
         Ok(id)
+    }
+
+    /// Replaces a job's stored workbook by the .xlsx rebuilt from it (a producer queued an
+    /// .xls/.ods as is) and records the format and warnings.
+    pub async fn replace_file(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        format: SourceFormat,
+        warnings: &[String],
+    ) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .set_ex(self.key(id, "file"), bytes, RETENTION.as_secs())
+            .hset(self.key(id, "meta"), "source_format", format.as_str())
+            .hset(
+                self.key(id, "meta"),
+                "warnings",
+                serde_json::to_string(warnings).unwrap_or_default(),
+            )
+            .exec_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     pub async fn file(&self, id: &str) -> Result<Vec<u8>, QueueError> {
@@ -453,6 +503,14 @@ impl RfpQueue {
             needs_review: num("needs_review"),
             reason: m.get("reason").cloned(),
             kb: m.get("kb").cloned(),
+            source_format: m
+                .get("source_format")
+                .cloned()
+                .unwrap_or_else(|| "xlsx".into()),
+            warnings: m
+                .get("warnings")
+                .and_then(|w| serde_json::from_str(w).ok())
+                .unwrap_or_default(),
             created_ms: num("created_ms"),
             finished_ms: m.get("finished_ms").and_then(|v| v.parse().ok()),
         })

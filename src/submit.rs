@@ -39,7 +39,8 @@ pub fn require_questions(questionnaire: &Questionnaire) -> Result<(), String> {
     ))
 }
 
-/// Reads and checks a workbook, returning its bytes and what was detected in it.
+/// Reads and checks a workbook, returning the package to patch (the file itself, or the .xlsx
+/// rebuilt from an .xls/.ods) and what was detected in it (with its format and warnings).
 pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, Questionnaire), SubmitError> {
     let shown = path.display().to_string();
     let bytes = tokio::fs::read(path)
@@ -48,35 +49,46 @@ pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, Questionnaire), Subm
             path: shown.clone(),
             source,
         })?;
-    let (bytes, found) = tokio::task::spawn_blocking(move || {
-        let found = crate::workbook::detect::inspect(&bytes);
-        (bytes, found)
-    })
-    .await
-    .map_err(|e| SubmitError::Read {
-        path: shown.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let questionnaire = found.map_err(|source| SubmitError::Workbook {
+    let found = tokio::task::spawn_blocking(move || crate::workbook::load_and_detect(bytes))
+        .await
+        .map_err(|e| SubmitError::Read {
+            path: shown.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    let (loaded, questionnaire) = found.map_err(|source| SubmitError::Workbook {
         path: shown.clone(),
         source,
     })?;
+    let bytes = loaded.bytes;
     require_questions(&questionnaire)
         .map_err(|why| SubmitError::NoQuestions { path: shown, why })?;
     Ok((bytes, questionnaire))
 }
 
-/// Validates `path` and queues it; returns the job id.
+/// A queued job and what its submitter must be told.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// Validates `path` and queues it.
 pub async fn submit_file(
     queue: &RfpQueue,
     path: &Path,
     kb: Option<&str>,
     batch_size: usize,
-) -> Result<String, SubmitError> {
-    let (bytes, _) = validate_file(path).await?;
+) -> Result<Submitted, SubmitError> {
+    let (bytes, q) = validate_file(path).await?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "workbook.xlsx".into());
-    Ok(queue.submit(&name, &bytes, kb, batch_size).await?)
+    let id = queue
+        .submit_loaded(&name, &bytes, kb, batch_size, q.source_format, &q.warnings)
+        .await?;
+    Ok(Submitted {
+        id,
+        warnings: q.warnings,
+    })
 }

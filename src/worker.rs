@@ -91,11 +91,18 @@ impl Shared {
             .set_phase(id, JobPhase::Running, None)
             .await
             .map_err(retry)?;
-        let parsed = tokio::task::spawn_blocking(move || crate::workbook::detect::inspect(&bytes))
+        let parsed = tokio::task::spawn_blocking(move || crate::workbook::load_and_detect(bytes))
             .await
             .map_err(|e| fail(format!("workbook parser crashed: {e}")));
         // Unrecoverable errors end the job; the processor wrapper records them as `failed`.
-        let questionnaire = parsed.and_then(|r| r.map_err(|e| fail(e.to_string())))?;
+        let (loaded, questionnaire) = parsed.and_then(|r| r.map_err(|e| fail(e.to_string())))?;
+        if loaded.format.is_converted() {
+            // A producer queued an .xls/.ods as is: from now on the job works on the .xlsx.
+            self.queue
+                .replace_file(id, &loaded.bytes, loaded.format, &loaded.warnings)
+                .await
+                .map_err(retry)?;
+        }
         crate::submit::require_questions(&questionnaire).map_err(fail)?;
         let questions: Vec<_> = questionnaire.questions().cloned().collect();
         let batches = self

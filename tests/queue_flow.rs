@@ -54,7 +54,8 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
         .expect("redis is reachable");
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
         .await
-        .expect("submit");
+        .expect("submit")
+        .id;
     assert_eq!(queue.status(&id).await.unwrap().state, JobPhase::Queued);
 
     let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
@@ -125,6 +126,9 @@ async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
         .await
         .unwrap();
     let good_id = queue.submit("good.xlsx", &good, None, 10).await.unwrap();
+    // A legacy .xls queued as is: the worker rebuilds it as .xlsx and records the warning.
+    let xls = std::fs::read("fixtures/legacy/vendor-questionnaire.xls").unwrap();
+    let xls_id = queue.submit("legacy.xls", &xls, None, 10).await.unwrap();
 
     let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
         .await
@@ -132,7 +136,23 @@ async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
     let bad = wait_final(&queue, &bad_id, Duration::from_secs(120)).await;
     let text = wait_final(&queue, &text_id, Duration::from_secs(120)).await;
     let ok = wait_final(&queue, &good_id, Duration::from_secs(300)).await;
+    let legacy = wait_final(&queue, &xls_id, Duration::from_secs(300)).await;
     worker.shutdown().await.unwrap();
+
+    assert_eq!(legacy.state, JobPhase::Completed, "{legacy:?}");
+    assert_eq!(legacy.source_format, "xls");
+    assert!(
+        legacy.warnings[0].contains("cannot be preserved"),
+        "{legacy:?}"
+    );
+    assert_eq!(legacy.rows_done, 5);
+    let filled = queue.result(&xls_id, false).await.unwrap().unwrap();
+    let q = rfpq::workbook::inspect(&filled).unwrap();
+    assert_eq!(
+        q.source_format,
+        rfpq::workbook::SourceFormat::Xlsx,
+        "an .xlsx comes back"
+    );
 
     assert_eq!(bad.state, JobPhase::Failed);
     let reason = bad.reason.unwrap_or_default();
@@ -163,7 +183,8 @@ async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row
     // One batch holding every row, so the shutdown lands in the middle of it.
     let id = rfpq::submit::submit_file(&queue, &path, None, 12)
         .await
-        .unwrap();
+        .unwrap()
+        .id;
 
     let first = RunningWorker::start(
         cfg.clone(),

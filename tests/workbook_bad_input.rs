@@ -236,13 +236,10 @@ fn ole_containers() {
     assert!(matches!(e, WorkbookError::Encrypted), "{e}");
     assert!(e.to_string().contains("password"), "{e}");
 
+    // An .xls container whose Workbook stream is not BIFF: read as .xls, refused as damaged.
     let e = err(&ole_with_streams(&["Workbook", "\u{5}SummaryInformation"]));
-    assert!(matches!(e, WorkbookError::Unsupported(_)), "{e}");
-    assert!(
-        e.to_string()
-            .contains("legacy Excel 97-2003 workbook (.xls)"),
-        "{e}"
-    );
+    assert!(matches!(e, WorkbookError::Corrupt(_)), "{e}");
+    assert!(e.to_string().contains(".xls workbook"), "{e}");
 }
 
 #[test]
@@ -263,4 +260,43 @@ fn other_zip_documents() {
 
     let e = err(&zip_of(&[("readme.txt", b"hello")]));
     assert!(matches!(e, WorkbookError::NotAWorkbook(_)), "{e}");
+}
+
+/// A questionnaire next to a million-row data sheet: the data sheet is read as a stream, is not
+/// mistaken for questions, and the questionnaire is found and patched as usual.
+#[test]
+fn million_row_sheet_is_read_and_skipped() {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let form = wb.add_worksheet();
+    form.set_name("Form").unwrap();
+    for (c, h) in ["ID", "Question", "Answer", "Comments"].iter().enumerate() {
+        form.write_string(0, c as u16, *h).unwrap();
+    }
+    for r in 1..=20u32 {
+        form.write_string(r, 0, format!("Q-{r}")).unwrap();
+        form.write_string(r, 1, format!("Do you meet control {r}?"))
+            .unwrap();
+    }
+    let data = wb.add_worksheet();
+    data.set_name("Data").unwrap();
+    for r in 0..1_000_000u32 {
+        data.write_number(r, 0, f64::from(r)).unwrap();
+    }
+    let bytes = wb.save_to_buffer().unwrap();
+    let q = workbook::inspect(&bytes).expect("a million rows are normal input");
+    let data = q.sheets.iter().find(|s| s.name == "Data").unwrap();
+    assert!(!data.fill && data.questions.is_empty(), "{}", data.reason);
+    let form = q.sheets.iter().find(|s| s.name == "Form").unwrap();
+    assert_eq!(form.questions.len(), 20);
+    let writes: Vec<_> = q
+        .questions()
+        .flat_map(|r| r.slots[0].writes_for(&r.sheet, "Yes"))
+        .collect();
+    let filled = workbook::patch(&bytes, &writes).unwrap();
+    let declared: Vec<_> = q.questions().flat_map(|r| r.answer_cells()).collect();
+    assert!(
+        workbook::verify(&bytes, &filled, &declared)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -12,16 +12,31 @@ const HEADER_SEARCH_ROWS: u32 = 30;
 /// Header cells longer than this are content, not headers.
 const MAX_HEADER_LEN: usize = 80;
 
-/// Opens and detects in one step.
+/// Opens and detects in one step (.xls/.ods are rebuilt as .xlsx first, with a warning).
 pub fn inspect(bytes: &[u8]) -> Result<Questionnaire, WorkbookError> {
-    Ok(detect(&super::read::open(bytes)?))
+    Ok(load_and_detect(bytes.to_vec())?.1)
+}
+
+/// Loads any supported workbook and detects its questions; the loaded bytes are the package
+/// to patch (the original, or the .xlsx rebuilt from an .xls/.ods).
+pub fn load_and_detect(bytes: Vec<u8>) -> Result<(super::Loaded, Questionnaire), WorkbookError> {
+    let loaded = super::convert::load(bytes)?;
+    let mut q = detect(&super::read::open(&loaded.bytes)?);
+    q.source_format = loaded.format;
+    q.warnings = loaded.warnings.clone();
+    Ok((loaded, q))
 }
 
 /// Plans every worksheet of the package.
 pub fn detect(pkg: &WorkbookPackage) -> Questionnaire {
     let sheets: Vec<SheetPlan> = pkg.sheets.iter().map(plan_sheet).collect();
     let duplicates = duplicate_groups(&sheets);
-    Questionnaire { sheets, duplicates }
+    Questionnaire {
+        sheets,
+        duplicates,
+        source_format: super::SourceFormat::Xlsx,
+        warnings: Vec::new(),
+    }
 }
 
 /// Shortest question text that may match another by text alone ("Please explain" may not).
@@ -867,6 +882,15 @@ fn question_rows(
             push_other(&mut other, r, OtherRowKind::Contact, text);
             continue;
         }
+        // A date, number or code in the question column ("Last reviewed | 2024-05-20") is a
+        // field of the document, not a question.
+        if text.chars().filter(|c| c.is_alphabetic()).count() < 3 {
+            let label = id
+                .as_deref()
+                .map_or(text.to_string(), |i| format!("{i}: {text}"));
+            push_other(&mut other, r, OtherRowKind::Contact, &label);
+            continue;
+        }
         let any_skipped = !skipped.is_empty();
         all_skipped.extend(skipped);
         if slots.is_empty() {
@@ -996,7 +1020,11 @@ fn row_slots(
             None if is_date || (ac.by_header && has_word(&ac.header, &["date"])) => {
                 by_col.push((ac.col, slot(SlotKind::Date, Vec::new())));
             }
-            None if ac.by_header => by_col.push((ac.col, slot(SlotKind::Text, Vec::new()))),
+            None if ac.by_header => match header_choices(&ac.header) {
+                // No dropdown, but the header names the answers: "Answer (Yes/No/N/A)".
+                Some(choices) => by_col.push((ac.col, slot(SlotKind::Choice, choices))),
+                None => by_col.push((ac.col, slot(SlotKind::Text, Vec::new()))),
+            },
             None => {}
         }
     }
@@ -1006,9 +1034,55 @@ fn row_slots(
     (slots, skipped)
 }
 
+/// The answers a header spells out, as in "Answer (Yes/No/N/A)" or "Yes/No": 2–6 short
+/// slash-separated values that include Yes and No. Anything else is a free-text header.
+fn header_choices(header: &str) -> Option<Vec<String>> {
+    let h = header.trim();
+    let inner = match (h.rfind('('), h.ends_with(')')) {
+        (Some(open), true) => &h[open + 1..h.len() - 1],
+        _ => h,
+    };
+    let parts: Vec<String> = inner
+        .split('/')
+        .map(|p| p.trim().to_string())
+        .collect::<Vec<_>>();
+    // "N/A" is split in two by the separator: glue it back.
+    let mut values: Vec<String> = Vec::new();
+    for p in parts {
+        if p.eq_ignore_ascii_case("a") && values.last().is_some_and(|l| l.eq_ignore_ascii_case("n"))
+        {
+            let n = values.pop().unwrap_or_default();
+            values.push(format!("{n}/{p}"));
+        } else {
+            values.push(p);
+        }
+    }
+    let has = |w: &str| values.iter().any(|v| v.eq_ignore_ascii_case(w));
+    let ok = (2..=6).contains(&values.len())
+        && values
+            .iter()
+            .all(|v| !v.is_empty() && v.chars().count() <= 20)
+        && has("yes")
+        && has("no");
+    ok.then_some(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_that_spell_out_their_answers() {
+        let v = |h: &str| header_choices(h);
+        assert_eq!(
+            v("Answer (Yes/No/N/A)"),
+            Some(vec!["Yes".into(), "No".into(), "N/A".into()])
+        );
+        assert_eq!(v("Yes / No"), Some(vec!["Yes".into(), "No".into()]));
+        assert_eq!(v("Answer"), None);
+        assert_eq!(v("Comments (Yes/No answers need an explanation)"), None);
+        assert_eq!(v("Response (Yes/Partial)"), None);
+    }
 
     #[test]
     fn header_roles() {

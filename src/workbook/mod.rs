@@ -2,6 +2,7 @@
 //! patches answers back into the original package losslessly, and writes the review workbook.
 //! It does not decide what to answer (that is `pipeline`), and it never evaluates formulas.
 
+pub mod convert;
 pub mod detect;
 mod package;
 pub mod patch;
@@ -11,7 +12,8 @@ mod sheet_xml;
 pub mod verify;
 mod xml;
 
-pub use detect::{detect, inspect};
+pub use convert::{Loaded, SourceFormat, load};
+pub use detect::{detect, inspect, load_and_detect};
 pub use package::Limits;
 pub use patch::patch;
 pub use read::{
@@ -400,6 +402,12 @@ pub struct Questionnaire {
     /// each group in sheet then row order: answer the first, fill every member.
     #[serde(default)]
     pub duplicates: Vec<Vec<QuestionKey>>,
+    /// The submitted file's format (.xls/.ods are answered into a new .xlsx).
+    #[serde(default)]
+    pub source_format: SourceFormat,
+    /// What the user must know about how the file is handled (e.g. a format not preserved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Questionnaire {

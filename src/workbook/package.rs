@@ -43,6 +43,11 @@ fn human(bytes: u64) -> String {
     }
 }
 
+/// Whether the bytes are an OLE compound file (legacy .xls, or an encrypted OOXML workbook).
+pub(crate) fn is_ole(bytes: &[u8]) -> bool {
+    bytes.starts_with(&OLE_MAGIC)
+}
+
 /// Tells what the bytes are before any zip parsing, so that a renamed CSV or an encrypted
 /// workbook gets a precise error instead of "invalid zip archive".
 pub(crate) fn sniff(bytes: &[u8]) -> Result<(), WorkbookError> {
@@ -115,25 +120,43 @@ pub(crate) fn sniff(bytes: &[u8]) -> Result<(), WorkbookError> {
     )))
 }
 
-/// An OLE compound file: a password-encrypted OOXML workbook, a legacy .xls, or neither.
-fn sniff_ole(bytes: &[u8]) -> WorkbookError {
+/// What an OLE compound file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OleKind {
+    /// A password-encrypted OOXML workbook.
+    Encrypted,
+    /// A legacy Excel 97-2003 workbook (.xls).
+    Xls,
+    Other,
+}
+
+pub(crate) fn ole_kind(bytes: &[u8]) -> OleKind {
     let names = ole_directory_names(bytes);
     if names
         .iter()
         .any(|n| n == "EncryptionInfo" || n == "EncryptedPackage")
     {
-        WorkbookError::Encrypted
+        OleKind::Encrypted
     } else if names.iter().any(|n| n == "Workbook" || n == "Book") {
-        WorkbookError::Unsupported(
-            "legacy Excel 97-2003 workbook (.xls); open it in Excel and save it as .xlsx".into(),
-        )
+        OleKind::Xls
     } else {
-        WorkbookError::Unsupported(
+        OleKind::Other
+    }
+}
+
+/// An OLE compound file: a password-encrypted OOXML workbook, a legacy .xls, or neither.
+fn sniff_ole(bytes: &[u8]) -> WorkbookError {
+    match ole_kind(bytes) {
+        OleKind::Encrypted => WorkbookError::Encrypted,
+        OleKind::Xls => WorkbookError::Unsupported(
+            "legacy Excel 97-2003 workbook (.xls); open it in Excel and save it as .xlsx".into(),
+        ),
+        OleKind::Other => WorkbookError::Unsupported(
             "an OLE compound file (legacy Microsoft Office container) without a readable \
              workbook stream; if the workbook is password-protected remove the password, \
              otherwise save it as .xlsx"
                 .into(),
-        )
+        ),
     }
 }
 

@@ -193,14 +193,8 @@ pub fn open_with_limits(bytes: &[u8], limits: Limits) -> Result<WorkbookPackage,
             )));
         };
         let text = super::xml::as_text(&part, data)?;
-        let scan = sheet_xml::scan(&part, text)?;
-        let formulas = scan
-            .rows
-            .iter()
-            .flat_map(|r| r.cells.iter())
-            .filter(|c| c.formula)
-            .map(|c| c.cell)
-            .collect();
+        let scan = sheet_xml::scan_for_read(&part, text)?;
+        let formulas = scan.formulas.iter().copied().collect();
         let cells = cached_values(&mut xl, &entry.name)?;
         raw_validations.push(scan.validations);
         sheets.push(SheetInfo {
@@ -269,26 +263,17 @@ fn data_text(d: &DataRef<'_>) -> Option<String> {
 }
 
 /// A date-formatted cell as ISO text (`2024-05-20`, `2024-05-20 13:30:00`) instead of its
-/// serial number; durations and out-of-range values keep the number.
+/// serial number, in the workbook's own date system (1900 or 1904, which calamine carries in
+/// the value); durations and out-of-range values keep the number.
 fn excel_date_text(dt: &calamine::ExcelDateTime) -> String {
     let serial = dt.as_f64();
-    if dt.is_duration() || !(1.0..2_958_466.0).contains(&serial) {
+    if dt.is_duration() || !(1.0..2_957_000.0).contains(&serial) {
         return dt.to_string();
     }
-    let mut days = serial.floor() as i64;
-    let mut secs = ((serial - serial.floor()) * 86_400.0).round() as i64;
-    if secs >= 86_400 {
-        days += 1;
-        secs -= 86_400;
-    }
-    // Days since 1970-01-01: the 1900 system counts the fictitious 1900-02-29. (calamine does
-    // not expose the 1904 date system; such workbooks are rare and read 4 years early.)
-    let unix_days = if days < 60 {
-        days - 25_568
-    } else {
-        days - 25_569
-    };
-    let (y, m, d) = civil_from_days(unix_days);
+    let (y, m, d, hh, mm, ss, ms) = dt.to_ymd_hms_milli();
+    // Round to whole seconds the way Excel displays them (never past the day's last second).
+    let secs = (u32::from(hh) * 3600 + u32::from(mm) * 60 + u32::from(ss) + u32::from(ms >= 500))
+        .min(86_399);
     if secs == 0 {
         format!("{y:04}-{m:02}-{d:02}")
     } else {
@@ -299,20 +284,6 @@ fn excel_date_text(dt: &calamine::ExcelDateTime) -> String {
             secs % 60
         )
     }
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 fn resolve_validation(
@@ -474,6 +445,10 @@ mod tests {
         assert_eq!(d(1.0), "1900-01-01");
         assert_eq!(d(61.0), "1900-03-01");
         assert_eq!(d(0.0), "0");
+        let d1904 =
+            |v: f64| excel_date_text(&ExcelDateTime::new(v, ExcelDateTimeType::DateTime, true));
+        assert_eq!(d1904(43_970.0), "2024-05-20", "1904 date system");
+        assert_eq!(d1904(1.0), "1904-01-02");
         let dur = ExcelDateTime::new(1.5, ExcelDateTimeType::TimeDelta, false);
         assert_eq!(excel_date_text(&dur), "1.5");
     }

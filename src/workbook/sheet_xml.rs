@@ -72,6 +72,8 @@ pub(crate) struct SheetScan {
     pub validations: Vec<RawValidation>,
     pub merged: Vec<CellRange>,
     pub protected: bool,
+    /// Cells holding a formula (always collected, also when `rows` is not).
+    pub formulas: Vec<CellRef>,
 }
 
 impl SheetScan {
@@ -105,8 +107,18 @@ fn row_of(e: &BytesStart<'_>, last: Option<u32>) -> (u32, bool) {
     }
 }
 
-/// Scans a worksheet part.
+/// Scans a worksheet part, keeping every row and cell span (for patching and verifying).
 pub(crate) fn scan(part: &str, text: &str) -> Result<SheetScan, WorkbookError> {
+    scan_with(part, text, true)
+}
+
+/// Scans a worksheet part for reading: formulas, validations, merges and protection, without
+/// keeping row spans, so a million-row sheet costs no memory per row here.
+pub(crate) fn scan_for_read(part: &str, text: &str) -> Result<SheetScan, WorkbookError> {
+    scan_with(part, text, false)
+}
+
+fn scan_with(part: &str, text: &str, keep_rows: bool) -> Result<SheetScan, WorkbookError> {
     let mut out = SheetScan::default();
     let mut reader = Reader::from_str(text);
     let mut in_sheet_data = false;
@@ -161,7 +173,9 @@ pub(crate) fn scan(part: &str, text: &str) -> Result<SheetScan, WorkbookError> {
                             cells: Vec::new(),
                         };
                         if empty {
-                            out.rows.push(span);
+                            if keep_rows {
+                                out.rows.push(span);
+                            }
                         } else {
                             row = Some(span);
                         }
@@ -183,7 +197,7 @@ pub(crate) fn scan(part: &str, text: &str) -> Result<SheetScan, WorkbookError> {
                             empty_tag: empty,
                         };
                         if empty {
-                            if let Some(rw) = row.as_mut() {
+                            if let Some(rw) = row.as_mut().filter(|_| keep_rows) {
                                 rw.cells.push(span);
                             }
                         } else {
@@ -199,7 +213,10 @@ pub(crate) fn scan(part: &str, text: &str) -> Result<SheetScan, WorkbookError> {
                 if let Some(mut c) = cell.take() {
                     if cell_depth == 0 && local == "c" {
                         c.end = end;
-                        if let Some(rw) = row.as_mut() {
+                        if c.formula {
+                            out.formulas.push(c.cell);
+                        }
+                        if let Some(rw) = row.as_mut().filter(|_| keep_rows) {
                             rw.cells.push(c);
                         }
                     } else {
@@ -210,7 +227,7 @@ pub(crate) fn scan(part: &str, text: &str) -> Result<SheetScan, WorkbookError> {
                 }
                 match local {
                     "row" => {
-                        if let Some(mut rw) = row.take() {
+                        if let Some(mut rw) = row.take().filter(|_| keep_rows) {
                             rw.end = end;
                             out.rows.push(rw);
                         }
