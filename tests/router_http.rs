@@ -17,8 +17,9 @@ fn router(yaml: &str) -> Router {
 
 fn config(ollama: &str, openai: &str) -> String {
     format!(
-        "providers:\n  ollama: {{kind: ollama, base_url: '{ollama}', num_ctx: 4096, keep_alive: 30m, cooldown_s: 60}}\n  \
+        "providers:\n  ollama: {{kind: ollama, base_url: '{ollama}', keep_alive: 30m, cooldown: {{initial_s: 60}}}}\n  \
          lmstudio: {{kind: openai, base_url: '{openai}/v1'}}\n  embedded: {{kind: embedded}}\n\
+         models:\n  'ollama:qwen2.5:7b': {{num_ctx: 4096}}\n\
          task_models:\n  classify: ollama:qwen2.5:7b\n  answer: ollama:qwen2.5:7b\n  embed: ollama:all-minilm\n\
          task_parameters:\n  answer: {{temperature: 0.1, max_tokens: 77}}\n\
          fallback_strategy:\n  answer: [lmstudio:qwen2.5-7b-instruct]\n"
@@ -51,7 +52,10 @@ async fn ollama_answers_first_with_the_native_wire_format() {
     assert_eq!((record.prompt_tokens, record.eval_tokens), (34, 12));
     let (path, body) = &ollama.requests()[0];
     assert_eq!(path, "/api/chat");
-    assert_eq!(body["stream"], false);
+    assert_eq!(
+        body["stream"], true,
+        "streams so a slow first token can be detected"
+    );
     assert_eq!(body["format"], schema);
     assert_eq!(body["options"]["num_ctx"], 4096);
     assert_eq!(body["options"]["num_predict"], 77);

@@ -1,9 +1,13 @@
-//! `config/llm_models.yaml`: providers, task → model targets, task parameters, fallbacks.
-//! Validates at load (unknown fields, duplicate keys, unknown providers) with line-precise errors.
+//! `config/llm_models.yaml`: providers, models, task → targets, task parameters, fallbacks,
+//! data policy, timeouts, retry and cooldown settings. Validated at load (unknown fields,
+//! duplicate keys, unknown providers, bad values) with errors naming the line and field.
+//! Does not open connections or read API keys' values (only the env var names).
 
 use serde::Deserialize;
+use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The tasks the pipeline routes.
 #[derive(
@@ -12,16 +16,30 @@ use std::path::{Path, PathBuf};
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Classify,
+    Relevance,
     Answer,
     Embed,
+    Translate,
 }
 
 impl Task {
+    pub const ALL: [Task; 5] = [
+        Task::Classify,
+        Task::Relevance,
+        Task::Answer,
+        Task::Embed,
+        Task::Translate,
+    ];
+    /// Tasks every config must configure.
+    pub const REQUIRED: [Task; 3] = [Task::Classify, Task::Answer, Task::Embed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Task::Classify => "classify",
+            Task::Relevance => "relevance",
             Task::Answer => "answer",
             Task::Embed => "embed",
+            Task::Translate => "translate",
         }
     }
 }
@@ -29,78 +47,288 @@ impl Task {
 impl std::str::FromStr for Task {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "classify" => Ok(Task::Classify),
-            "answer" => Ok(Task::Answer),
-            "embed" => Ok(Task::Embed),
-            other => Err(format!(
-                "unknown task '{other}' (expected classify, answer or embed)"
-            )),
-        }
+        Task::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown task '{s}' (expected classify, relevance, answer, embed or translate)"
+                )
+            })
     }
 }
 
 /// Wire format of a provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
-    /// Ollama native API (`/api/chat`, `/api/embed`).
+    /// Ollama native API (`/api/chat`, `/api/embed`, `/api/tags`, `/api/pull`).
     Ollama,
-    /// Any OpenAI-compatible server (`/v1/chat/completions`, `/v1/embeddings`).
+    /// Any OpenAI-compatible server (`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`).
     Openai,
+    /// Anthropic Messages API (`/v1/messages`).
+    Anthropic,
     /// In-process candle models from the model cache.
     Embedded,
 }
 
+/// Time budget of one attempt. Every field is optional; unset fields come from `defaults`.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// TCP/TLS connect.
+    #[serde(default)]
+    pub connect_s: Option<f64>,
+    /// Until the first token (streaming) or the response headers arrive.
+    #[serde(default)]
+    pub first_token_s: Option<f64>,
+    /// The whole attempt.
+    #[serde(default)]
+    pub total_s: Option<f64>,
+}
+
+impl Timeouts {
+    fn or(self, base: Timeouts) -> Timeouts {
+        Timeouts {
+            connect_s: self.connect_s.or(base.connect_s),
+            first_token_s: self.first_token_s.or(base.first_token_s),
+            total_s: self.total_s.or(base.total_s),
+        }
+    }
+    pub fn connect(&self) -> Duration {
+        secs(self.connect_s.unwrap_or(2.0))
+    }
+    pub fn first_token(&self) -> Option<Duration> {
+        self.first_token_s.map(secs)
+    }
+    pub fn total(&self) -> Option<Duration> {
+        self.total_s.map(secs)
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+/// The single retry layer's settings (per target; no SDK-level retries exist).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts per target, including the first (1 = never retry).
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub multiplier: f32,
+    /// Adds a random part to each backoff.
+    pub jitter: bool,
+    /// Waits at least Retry-After / retry-after-ms when the server sends it.
+    pub honor_retry_after: bool,
+    /// A longer Retry-After is not waited for: the target cools down and the next one is tried.
+    pub max_retry_after_s: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 2,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 8000,
+            multiplier: 2.0,
+            jitter: true,
+            honor_retry_after: true,
+            max_retry_after_s: 60.0,
+        }
+    }
+}
+
+/// Circuit breaker of a target (provider + model).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CooldownConfig {
+    /// Failed calls in a row that open the breaker (connection refused, missing model, auth and
+    /// quota errors open it at once).
+    pub consecutive_failures: u32,
+    /// First open period; each further trip multiplies it, up to `max_s`.
+    pub initial_s: f64,
+    pub multiplier: f64,
+    pub max_s: f64,
+}
+
+impl Default for CooldownConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 3,
+            initial_s: 10.0,
+            multiplier: 2.0,
+            max_s: 600.0,
+        }
+    }
+}
+
+/// Global defaults, overridable per provider.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    pub timeouts: Timeouts,
+    pub retry: RetryConfig,
+    pub cooldown: CooldownConfig,
+}
+
 /// Connection-level settings of one provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
-    /// Base URL (Ollama: `http://host:11434`; OpenAI-compatible: `…/v1`).
+    /// Base URL (Ollama: `http://host:11434`; OpenAI-compatible: `…/v1`; Anthropic:
+    /// `https://api.anthropic.com`).
     #[serde(default)]
     pub base_url: Option<String>,
     /// Env var that overrides `base_url` when set.
     #[serde(default)]
     pub base_url_env: Option<String>,
-    /// Env var holding the API key (never logged).
+    /// Env var holding the API key (the key itself is never logged or shown).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_s: f64,
-    #[serde(default = "default_total_timeout")]
-    pub timeout_s: f64,
+    #[serde(default)]
+    pub timeouts: Timeouts,
     /// Parallel calls allowed (Ollama: its NUM_PARALLEL; embedded: model instances).
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
-    /// How long a target that failed to connect is skipped.
-    #[serde(default = "default_cooldown")]
-    pub cooldown_s: f64,
-    /// Whether the provider sends data off this machine (forbidden under `data_policy: local_only`).
+    /// Requests per minute sent to this provider (client-side limit).
     #[serde(default)]
-    pub cloud: bool,
+    pub rpm: Option<u32>,
+    /// Estimated tokens per minute sent to this provider (client-side limit).
+    #[serde(default)]
+    pub tpm: Option<u32>,
+    /// Whether the provider sends data off this machine. Default: Anthropic yes; others yes
+    /// unless the base URL is a loopback or private address.
+    #[serde(default)]
+    pub cloud: Option<bool>,
+    /// Stream replies (default true): needed to detect a slow first token and a cut stream.
+    #[serde(default = "yes")]
+    pub stream: bool,
+    /// Ollama only: keep_alive sent with every call (`30m`, `-1`, …).
+    #[serde(default)]
+    pub keep_alive: Option<String>,
+    /// OpenAI-compatible only: `max_tokens` (default, local servers) or `max_completion_tokens`.
+    #[serde(default)]
+    pub max_tokens_param: Option<String>,
+    /// Anthropic only: the `anthropic-version` header (default 2023-06-01).
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// Replaces `defaults.retry` for this provider.
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    /// Replaces `defaults.cooldown` for this provider.
+    #[serde(default)]
+    pub cooldown: Option<CooldownConfig>,
     /// Embedded only: directory with the unpacked model wheels (default: the model cache).
     #[serde(default)]
     pub model_dir: Option<PathBuf>,
-    /// Ollama only: fixed context size sent with every call.
-    #[serde(default)]
-    pub num_ctx: Option<u32>,
-    /// Ollama only: keep_alive sent with every call.
-    #[serde(default)]
-    pub keep_alive: Option<String>,
 }
 
-fn default_connect_timeout() -> f64 {
-    2.0
+/// Debug output names the env vars, never their values.
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("base_url_env", &self.base_url_env)
+            .field("api_key_env", &self.api_key_env)
+            .field("max_concurrency", &self.max_concurrency)
+            .finish_non_exhaustive()
+    }
 }
-fn default_total_timeout() -> f64 {
-    300.0
-}
+
 fn default_concurrency() -> usize {
     1
 }
-fn default_cooldown() -> f64 {
-    30.0
+fn yes() -> bool {
+    true
+}
+
+impl ProviderConfig {
+    /// The base URL after the env override, without a trailing slash.
+    pub fn resolved_base_url(&self) -> Option<String> {
+        self.base_url_env
+            .as_ref()
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.base_url.clone())
+            .map(|u| u.trim_end_matches('/').to_string())
+    }
+
+    /// Whether data sent here leaves the machine.
+    pub fn is_cloud(&self) -> bool {
+        if let Some(c) = self.cloud {
+            return c;
+        }
+        match self.kind {
+            ProviderKind::Embedded => false,
+            ProviderKind::Anthropic => true,
+            _ => !self
+                .resolved_base_url()
+                .as_deref()
+                .map(is_local_url)
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// Loopback, private-network and `.local` hosts count as local.
+pub fn is_local_url(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let hostport = rest.split('/').next().unwrap_or("");
+    let host = if let Some(h) = hostport.strip_prefix('[') {
+        h.split(']').next().unwrap_or("")
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    if host == "localhost" || host.ends_with(".local") || host.ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback() || ip.is_unique_local(),
+        Err(_) => false,
+    }
+}
+
+/// What a model can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Chat,
+    JsonSchema,
+    Embed,
+}
+
+/// Per-model settings, keyed `provider:model` in `models`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Tokens the model accepts (prompt + output); prompts estimated larger skip this target.
+    #[serde(default)]
+    pub context_window: Option<u32>,
+    /// Ollama only: the fixed `options.num_ctx` sent with every call (changing it reloads the
+    /// model). Also the effective context window when smaller than `context_window`.
+    #[serde(default)]
+    pub num_ctx: Option<u32>,
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    /// Embedding models: expected vector length (replies of another length are invalid).
+    #[serde(default)]
+    pub dimensions: Option<usize>,
+}
+
+impl ModelConfig {
+    /// Tokens that fit (the smaller of `num_ctx` and `context_window`).
+    pub fn window(&self) -> Option<u32> {
+        match (self.num_ctx, self.context_window) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// Sampling and output parameters of a task.
@@ -115,10 +343,13 @@ pub struct TaskParameters {
     /// Small local models answer much faster with a small budget.
     #[serde(default)]
     pub evidence_chars: Option<usize>,
+    /// JSON schema the output must match when the caller passes none.
+    #[serde(default)]
+    pub output_schema: Option<serde_json::Value>,
 }
 
 /// Who may see questionnaire text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataPolicy {
     /// Cloud providers may be used.
@@ -132,20 +363,27 @@ pub enum DataPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterConfig {
-    pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub data_policy: DataPolicy,
+    #[serde(default)]
+    pub defaults: Defaults,
+    pub providers: BTreeMap<String, Spanned<ProviderConfig>>,
+    /// Per-model settings keyed `provider:model`.
+    #[serde(default)]
+    pub models: BTreeMap<String, Spanned<ModelConfig>>,
     /// First target per task, as `provider:model`.
-    pub task_models: BTreeMap<Task, String>,
+    pub task_models: BTreeMap<Task, Spanned<String>>,
     #[serde(default)]
     pub task_parameters: BTreeMap<Task, TaskParameters>,
     /// Targets tried in order after the first one fails.
     #[serde(default)]
-    pub fallback_strategy: BTreeMap<Task, Vec<String>>,
-    #[serde(default)]
-    pub data_policy: DataPolicy,
+    pub fallback_strategy: BTreeMap<Task, Vec<Spanned<String>>>,
 }
 
 /// A resolved `provider:model` target.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct Target {
     pub provider: String,
     pub model: String,
@@ -167,12 +405,32 @@ pub enum ConfigError {
     },
     #[error("invalid router config {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("invalid router config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("invalid router config {path}, line {line}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        message: String,
+    },
 }
 
 /// The configuration shipped with rfpq (also `config/llm_models.yaml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/llm_models.yaml");
+
+/// A validation failure before the file name is attached.
+struct Invalid {
+    line: u64,
+    field: String,
+    message: String,
+}
+
+fn invalid(line: u64, field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        line,
+        field: field.into(),
+        message: message.into(),
+    }
+}
 
 impl RouterConfig {
     /// Loads and validates a config file.
@@ -199,57 +457,181 @@ impl RouterConfig {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-        cfg.validate().map_err(|message| ConfigError::Invalid {
+        cfg.validate().map_err(|i| ConfigError::Invalid {
             path: origin.to_path_buf(),
-            message,
+            line: i.line,
+            field: i.field,
+            message: i.message,
         })?;
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
+        if let Some(v) = self.version
+            && v != 1
+        {
+            return Err(invalid(0, "version", format!("unsupported version {v}")));
+        }
+        check_retry(&self.defaults.retry, 0, "defaults.retry")?;
+        check_cooldown(&self.defaults.cooldown, 0, "defaults.cooldown")?;
+        check_timeouts(&self.defaults.timeouts, 0, "defaults.timeouts")?;
         for (name, p) in &self.providers {
+            let line = p.referenced.line();
+            let field = |f: &str| format!("providers.{name}.{f}");
+            let p = &p.value;
             if p.max_concurrency == 0 {
-                return Err(format!(
-                    "providers.{name}.max_concurrency must be at least 1"
+                return Err(invalid(
+                    line,
+                    field("max_concurrency"),
+                    "must be at least 1",
                 ));
             }
             if p.kind != ProviderKind::Embedded && p.base_url.is_none() && p.base_url_env.is_none()
             {
-                return Err(format!(
-                    "providers.{name}: base_url is required for kind {:?}",
-                    p.kind
+                return Err(invalid(
+                    line,
+                    field("base_url"),
+                    format!("required for kind {:?}", p.kind),
+                ));
+            }
+            if let Some(u) = &p.base_url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(invalid(
+                    line,
+                    field("base_url"),
+                    format!("'{u}' must start with http:// or https://"),
+                ));
+            }
+            if p.rpm == Some(0) || p.tpm == Some(0) {
+                return Err(invalid(line, field("rpm"), "rpm/tpm must be at least 1"));
+            }
+            if let Some(m) = &p.max_tokens_param
+                && m != "max_tokens"
+                && m != "max_completion_tokens"
+            {
+                return Err(invalid(
+                    line,
+                    field("max_tokens_param"),
+                    "must be max_tokens or max_completion_tokens",
+                ));
+            }
+            check_timeouts(&p.timeouts, line, &field("timeouts"))?;
+            if let Some(r) = &p.retry {
+                check_retry(r, line, &field("retry"))?;
+            }
+            if let Some(c) = &p.cooldown {
+                check_cooldown(c, line, &field("cooldown"))?;
+            }
+        }
+        for (key, m) in &self.models {
+            let line = m.referenced.line();
+            let t = parse_target(key).map_err(|e| invalid(line, format!("models.{key}"), e))?;
+            let Some(p) = self.providers.get(&t.provider) else {
+                return Err(invalid(
+                    line,
+                    format!("models.{key}"),
+                    format!("unknown provider '{}'", t.provider),
+                ));
+            };
+            if m.value.num_ctx.is_some() && p.value.kind != ProviderKind::Ollama {
+                return Err(invalid(
+                    line,
+                    format!("models.{key}.num_ctx"),
+                    "num_ctx is only sent to Ollama providers; use context_window",
+                ));
+            }
+            if m.value.num_ctx == Some(0) || m.value.context_window == Some(0) {
+                return Err(invalid(
+                    line,
+                    format!("models.{key}"),
+                    "num_ctx/context_window must be at least 1",
                 ));
             }
         }
-        for task in [Task::Classify, Task::Answer, Task::Embed] {
+        for task in Task::REQUIRED {
             if !self.task_models.contains_key(&task) {
-                return Err(format!("task_models.{} is missing", task.as_str()));
+                return Err(invalid(
+                    0,
+                    format!("task_models.{}", task.as_str()),
+                    "missing",
+                ));
             }
-            for t in self.targets_raw(task) {
-                let target = parse_target(t)?;
-                if !self.providers.contains_key(&target.provider) {
-                    return Err(format!(
-                        "task {}: target '{t}' names unknown provider '{}' (known: {})",
-                        task.as_str(),
-                        target.provider,
-                        self.providers
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
+        }
+        for task in Task::ALL {
+            if self.fallback_strategy.contains_key(&task) && !self.task_models.contains_key(&task) {
+                let line = self.fallback_strategy[&task]
+                    .first()
+                    .map(|s| s.referenced.line())
+                    .unwrap_or(0);
+                return Err(invalid(
+                    line,
+                    format!("fallback_strategy.{}", task.as_str()),
+                    "the task has no task_models entry",
+                ));
+            }
+            for t in self.targets_spanned(task) {
+                let line = t.referenced.line();
+                let field = format!("task {}", task.as_str());
+                let target = parse_target(&t.value).map_err(|e| invalid(line, &field, e))?;
+                let Some(p) = self.providers.get(&target.provider) else {
+                    return Err(invalid(
+                        line,
+                        field,
+                        format!(
+                            "target '{}' names unknown provider '{}' (known: {})",
+                            t.value,
+                            target.provider,
+                            self.providers
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
                     ));
+                };
+                let caps = self
+                    .model(&target)
+                    .map(|m| m.capabilities.clone())
+                    .unwrap_or_default();
+                if task == Task::Embed && !caps.is_empty() && !caps.contains(&Capability::Embed) {
+                    return Err(invalid(
+                        line,
+                        field,
+                        format!("'{}' is not declared as an embedding model", t.value),
+                    ));
+                }
+                if task != Task::Embed && !caps.is_empty() && !caps.contains(&Capability::Chat) {
+                    return Err(invalid(
+                        line,
+                        field,
+                        format!("'{}' is not declared as a chat model", t.value),
+                    ));
+                }
+                if task == Task::Embed && p.value.kind == ProviderKind::Anthropic {
+                    return Err(invalid(line, field, "Anthropic has no embeddings endpoint"));
                 }
             }
         }
-        let embed = self.targets_raw(Task::Embed);
+        let embed = self.targets_spanned(Task::Embed);
         if let Some(first) = embed.first() {
-            let model = parse_target(first)?.model;
+            let model = parse_target(&first.value)
+                .map_err(|e| invalid(first.referenced.line(), "task embed", e))?
+                .model;
             for other in &embed[1..] {
-                if parse_target(other)?.model != model {
-                    return Err(format!(
-                        "fallback_strategy.embed: '{other}' is a different embedding model than '{first}'; \
-                         vectors of different models are incompatible, so embeddings may only fall back \
-                         to another server of the same model"
+                let m = parse_target(&other.value)
+                    .map_err(|e| invalid(other.referenced.line(), "task embed", e))?
+                    .model;
+                if m != model {
+                    return Err(invalid(
+                        other.referenced.line(),
+                        "fallback_strategy.embed",
+                        format!(
+                            "'{}' is a different embedding model than '{}'; vectors of different \
+                             models are incompatible, so embeddings may only fall back to another \
+                             server of the same model",
+                            other.value, first.value
+                        ),
                     ));
                 }
             }
@@ -257,19 +639,19 @@ impl RouterConfig {
         Ok(())
     }
 
-    fn targets_raw(&self, task: Task) -> Vec<&String> {
-        let mut v: Vec<&String> = self.task_models.get(&task).into_iter().collect();
+    fn targets_spanned(&self, task: Task) -> Vec<&Spanned<String>> {
+        let mut v: Vec<&Spanned<String>> = self.task_models.get(&task).into_iter().collect();
         if let Some(f) = self.fallback_strategy.get(&task) {
             v.extend(f.iter());
         }
         v
     }
 
-    /// Ordered targets for a task: the task model, then its fallbacks.
+    /// Ordered targets for a task: the task model, then its fallbacks (empty if unconfigured).
     pub fn targets(&self, task: Task) -> Vec<Target> {
-        self.targets_raw(task)
+        self.targets_spanned(task)
             .into_iter()
-            .filter_map(|t| parse_target(t).ok())
+            .filter_map(|t| parse_target(&t.value).ok())
             .collect()
     }
 
@@ -277,6 +659,119 @@ impl RouterConfig {
     pub fn parameters(&self, task: Task) -> TaskParameters {
         self.task_parameters.get(&task).cloned().unwrap_or_default()
     }
+
+    /// A provider's settings.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.get(name).map(|p| &p.value)
+    }
+
+    /// A target's model settings, if configured.
+    pub fn model(&self, target: &Target) -> Option<&ModelConfig> {
+        self.models.get(&target.to_string()).map(|m| &m.value)
+    }
+
+    /// A provider's timeouts merged over the defaults.
+    pub fn timeouts(&self, provider: &str) -> Timeouts {
+        self.provider(provider)
+            .map(|p| p.timeouts)
+            .unwrap_or_default()
+            .or(self.defaults.timeouts)
+    }
+
+    /// A provider's retry settings.
+    pub fn retry(&self, provider: &str) -> RetryConfig {
+        self.provider(provider)
+            .and_then(|p| p.retry)
+            .unwrap_or(self.defaults.retry)
+    }
+
+    /// A provider's cooldown settings.
+    pub fn cooldown(&self, provider: &str) -> CooldownConfig {
+        self.provider(provider)
+            .and_then(|p| p.cooldown)
+            .unwrap_or(self.defaults.cooldown)
+    }
+
+    /// Every configured target (task targets and `models` keys), deduplicated and sorted.
+    pub fn all_targets(&self) -> Vec<Target> {
+        let mut v: Vec<Target> = Task::ALL
+            .into_iter()
+            .flat_map(|t| self.targets(t))
+            .chain(self.models.keys().filter_map(|k| parse_target(k).ok()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+fn check_timeouts(t: &Timeouts, line: u64, field: &str) -> Result<(), Invalid> {
+    for (name, v) in [
+        ("connect_s", t.connect_s),
+        ("first_token_s", t.first_token_s),
+        ("total_s", t.total_s),
+    ] {
+        if let Some(v) = v
+            && !(v.is_finite() && v > 0.0)
+        {
+            return Err(invalid(
+                line,
+                format!("{field}.{name}"),
+                format!("{v} must be a positive number of seconds"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_retry(r: &RetryConfig, line: u64, field: &str) -> Result<(), Invalid> {
+    if r.max_attempts == 0 {
+        return Err(invalid(
+            line,
+            format!("{field}.max_attempts"),
+            "must be at least 1 (the first attempt counts)",
+        ));
+    }
+    if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
+        return Err(invalid(
+            line,
+            format!("{field}.multiplier"),
+            "must be at least 1",
+        ));
+    }
+    if !(r.max_retry_after_s.is_finite() && r.max_retry_after_s >= 0.0) {
+        return Err(invalid(
+            line,
+            format!("{field}.max_retry_after_s"),
+            "must be a non-negative number of seconds",
+        ));
+    }
+    Ok(())
+}
+
+fn check_cooldown(c: &CooldownConfig, line: u64, field: &str) -> Result<(), Invalid> {
+    if c.consecutive_failures == 0 {
+        return Err(invalid(
+            line,
+            format!("{field}.consecutive_failures"),
+            "must be at least 1",
+        ));
+    }
+    if !(c.initial_s.is_finite() && c.initial_s > 0.0 && c.max_s >= c.initial_s) {
+        return Err(invalid(
+            line,
+            format!("{field}.initial_s"),
+            "must be positive and not above max_s",
+        ));
+    }
+    if !(c.multiplier.is_finite() && c.multiplier >= 1.0) {
+        return Err(invalid(
+            line,
+            format!("{field}.multiplier"),
+            "must be at least 1",
+        ));
+    }
+    Ok(())
 }
 
 /// Splits `provider:model` at the first colon (model names may contain colons: `qwen2.5:7b`).
@@ -300,6 +795,7 @@ mod tests {
         let answer = cfg.targets(Task::Answer);
         assert_eq!(answer[0].provider, "ollama");
         assert_eq!(answer.last().map(|t| t.provider.as_str()), Some("embedded"));
+        assert_eq!(cfg.data_policy, DataPolicy::LocalOnly);
     }
 
     #[test]
@@ -313,17 +809,37 @@ mod tests {
     }
 
     #[test]
-    fn unknown_provider_and_unknown_field_are_rejected_with_names() {
+    fn unknown_provider_and_unknown_field_are_rejected_with_names_and_lines() {
         let bad = "providers:\n  embedded: {kind: embedded}\ntask_models:\n  classify: embedded:a\n  answer: nope:b\n  embed: embedded:c\n";
         let e = RouterConfig::parse(bad, Path::new("x.yaml"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown provider 'nope'"), "{e}");
+        assert!(e.contains("line 5"), "{e}");
         let bad = "providers:\n  embedded: {kind: embedded, colour: red}\ntask_models: {}\n";
         let e = RouterConfig::parse(bad, Path::new("x.yaml"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("colour"), "{e}");
+        assert!(e.contains("colour") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_field_and_line() {
+        let bad = "providers:\n  embedded: {kind: embedded}\n  o:\n    kind: ollama\n    base_url: http://x\n    retry: {max_attempts: 0}\n\
+                   task_models:\n  classify: embedded:a\n  answer: embedded:a\n  embed: embedded:c\n";
+        let e = RouterConfig::parse(bad, Path::new("x.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("providers.o.retry.max_attempts") && e.contains("line 4"),
+            "{e}"
+        );
+        let bad = "providers:\n  embedded: {kind: embedded}\n  o: {kind: openai, base_url: 'http://x', timeouts: {first_token_s: -1}}\n\
+                   task_models:\n  classify: embedded:a\n  answer: embedded:a\n  embed: embedded:c\n";
+        let e = RouterConfig::parse(bad, Path::new("x.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeouts.first_token_s"), "{e}");
     }
 
     #[test]
@@ -332,6 +848,17 @@ mod tests {
         let e = RouterConfig::parse(bad, Path::new("x.yaml"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("incompatible"), "{e}");
+        assert!(e.contains("incompatible") && e.contains("line 9"), "{e}");
+    }
+
+    #[test]
+    fn cloud_is_inferred_from_the_url_and_kind() {
+        let yaml = "providers:\n  embedded: {kind: embedded}\n  a: {kind: openai, base_url: 'http://127.0.0.1:8080/v1'}\n  \
+                    b: {kind: openai, base_url: 'https://api.openai.com/v1'}\n  c: {kind: anthropic, base_url: 'http://127.0.0.1:1'}\n  \
+                    d: {kind: ollama, base_url: 'http://192.168.1.5:11434'}\n\
+                    task_models:\n  classify: embedded:a\n  answer: embedded:a\n  embed: embedded:c\n";
+        let cfg = RouterConfig::parse(yaml, Path::new("x.yaml")).unwrap();
+        let cloud = |n: &str| cfg.provider(n).unwrap().is_cloud();
+        assert!(!cloud("a") && cloud("b") && cloud("c") && !cloud("d") && !cloud("embedded"));
     }
 }

@@ -1,8 +1,13 @@
 //! The `embedded` provider: a small pool of in-process candle models, each call on a blocking
 //! thread so async work (lock renewal, heartbeats) is never starved. Loads models lazily.
+//! Does not apply timeouts or retries itself (the router's layers do).
 
 use super::embedded::{EmbeddedChat, EmbeddedEmbedder, EmbeddedError, EmbeddedRequest};
-use super::{ChatRequest, ChatResponse, ProviderError};
+use super::error::{FailureKind, ProviderError};
+use super::provider::{
+    ChatCall, ChatRequest, ChatResponse, Deadlines, EmbedCall, EmbedResponse, Provider,
+};
+use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, Semaphore};
@@ -27,18 +32,26 @@ fn provider_error(e: EmbeddedError) -> ProviderError {
     match e {
         EmbeddedError::ModelNotFound { .. }
         | EmbeddedError::Io { .. }
-        | EmbeddedError::InvalidModel { .. } => ProviderError::ModelMissing(e.to_string()),
-        EmbeddedError::UnsupportedSchema(_)
-        | EmbeddedError::InvalidRequest(_)
-        | EmbeddedError::ContextOverflow { .. } => ProviderError::Permanent(e.to_string()),
+        | EmbeddedError::InvalidModel { .. } => {
+            ProviderError::new(FailureKind::ModelNotFound, e.to_string())
+        }
+        EmbeddedError::ContextOverflow { .. } => {
+            ProviderError::new(FailureKind::ContextWindow, e.to_string())
+        }
+        EmbeddedError::UnsupportedSchema(_) | EmbeddedError::InvalidRequest(_) => {
+            ProviderError::new(FailureKind::BadRequest, e.to_string())
+        }
         EmbeddedError::Tokenizer(_) | EmbeddedError::Inference(_) => {
-            ProviderError::Transient(e.to_string())
+            ProviderError::new(FailureKind::ServerError, e.to_string())
         }
     }
 }
 
 fn blocking_failed(e: tokio::task::JoinError) -> ProviderError {
-    ProviderError::Transient(format!("embedded model thread failed: {e}"))
+    ProviderError::new(
+        FailureKind::ServerError,
+        format!("embedded model thread failed: {e}"),
+    )
 }
 
 impl LocalModels {
@@ -58,15 +71,15 @@ impl LocalModels {
         req: &ChatRequest<'_>,
     ) -> Result<ChatResponse, ProviderError> {
         if model != CHAT_MODEL {
-            return Err(ProviderError::ModelMissing(format!(
-                "the embedded provider has only '{CHAT_MODEL}', not '{model}'"
-            )));
+            return Err(ProviderError::new(
+                FailureKind::ModelNotFound,
+                format!("the embedded provider has only '{CHAT_MODEL}', not '{model}'"),
+            ));
         }
-        let _permit = self
-            .limit
-            .acquire()
-            .await
-            .map_err(|_| ProviderError::Transient("embedded provider closed".into()))?;
+        let _permit =
+            self.limit.acquire().await.map_err(|_| {
+                ProviderError::new(FailureKind::Disabled, "embedded provider closed")
+            })?;
         let instance = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let path = crate::models::smollm2_gguf(&self.dir);
         let messages = req.messages.to_vec();
@@ -99,6 +112,7 @@ impl LocalModels {
                 text: c.text,
                 prompt_tokens: c.prompt_tokens,
                 eval_tokens: c.eval_tokens,
+                done_reason: None,
             })
         })
         .await
@@ -111,9 +125,10 @@ impl LocalModels {
         texts: &[String],
     ) -> Result<Vec<Vec<f32>>, ProviderError> {
         if model != EMBED_MODEL {
-            return Err(ProviderError::ModelMissing(format!(
-                "the embedded provider has only '{EMBED_MODEL}', not '{model}'"
-            )));
+            return Err(ProviderError::new(
+                FailureKind::ModelNotFound,
+                format!("the embedded provider has only '{EMBED_MODEL}', not '{model}'"),
+            ));
         }
         let dir = crate::models::minilm_dir(&self.dir);
         let embedder = self
@@ -131,5 +146,48 @@ impl LocalModels {
             .await
             .map_err(blocking_failed)?
             .map_err(provider_error)
+    }
+}
+
+impl LocalModels {
+    /// Models whose files are present in the model directory.
+    pub fn available(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if crate::models::smollm2_gguf(&self.dir).exists() {
+            v.push(CHAT_MODEL.to_string());
+        }
+        if crate::models::minilm_dir(&self.dir).exists() {
+            v.push(EMBED_MODEL.to_string());
+        }
+        v
+    }
+}
+
+impl Provider for LocalModels {
+    fn chat<'a>(
+        &'a self,
+        call: &'a ChatCall<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(LocalModels::chat(self, call.model, &call.req))
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: &'a EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
+        Box::pin(async move {
+            let vectors = LocalModels::embed(self, call.model, call.texts).await?;
+            Ok(EmbedResponse {
+                vectors,
+                prompt_tokens: 0,
+            })
+        })
+    }
+
+    fn models<'a>(
+        &'a self,
+        _deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        Box::pin(async move { Ok(self.available()) })
     }
 }

@@ -1,0 +1,690 @@
+//! Policy as small composable layers, each wrapping one `Provider` and implementing `Provider`
+//! (tower style). The router stacks them per target, outermost first:
+//! `Validate → Breaker → Retry → RateLimit → Concurrency → Budget → backend`.
+//! - `Budget`: per-attempt deadlines (first token, total) and the attempt counter.
+//! - `Concurrency`: per-provider semaphore (shared by the provider's targets).
+//! - `RateLimit`: per-provider requests/tokens per minute, by spacing call starts.
+//! - `Retry`: the only retry loop (backon exponential backoff + jitter, honours Retry-After).
+//! - `Breaker`: per-target circuit breaker; reopens only after a health probe succeeds.
+//! - `Validate`: structured output checked against the schema, one repair re-prompt.
+//!
+//! Fallback to the next target is not a layer: it is the router's loop over targets.
+
+use super::config::{CooldownConfig, RetryConfig};
+use super::error::{FailureKind, ProviderError};
+use super::http::with_deadline;
+use super::provider::{
+    ChatCall, ChatRequest, ChatResponse, Deadlines, EmbedCall, EmbedResponse, Provider,
+    estimate_tokens,
+};
+use super::types::{ChatMessage, Role};
+use backon::{ExponentialBuilder, Retryable};
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+// ---------------------------------------------------------------------------------------------
+// Budget
+
+/// Sets the deadlines of each attempt and counts attempts actually sent.
+pub struct Budget {
+    inner: Arc<dyn Provider>,
+    first_token: Option<Duration>,
+    total: Option<Duration>,
+}
+
+impl Budget {
+    pub fn new(
+        inner: Arc<dyn Provider>,
+        first_token: Option<Duration>,
+        total: Option<Duration>,
+    ) -> Self {
+        Self {
+            inner,
+            first_token,
+            total,
+        }
+    }
+
+    fn deadlines(&self, outer: Deadlines) -> Deadlines {
+        let now = Instant::now();
+        let min = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Deadlines {
+            first_token: min(self.first_token.map(|d| now + d), outer.first_token),
+            total: min(self.total.map(|d| now + d), outer.total),
+        }
+    }
+}
+
+impl Provider for Budget {
+    fn chat<'a>(
+        &'a self,
+        call: &'a ChatCall<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            call.meter.attempt();
+            let mut inner = call.clone();
+            inner.deadlines = self.deadlines(call.deadlines);
+            // Backstop: the wire code honours the deadlines; this also bounds in-process backends.
+            with_deadline(inner.deadlines.total, "answer not complete", async {
+                self.inner.chat(&inner).await
+            })
+            .await
+        })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: &'a EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
+        Box::pin(async move {
+            call.meter.attempt();
+            let mut inner = call.clone();
+            inner.deadlines = self.deadlines(call.deadlines);
+            with_deadline(inner.deadlines.total, "embeddings not complete", async {
+                self.inner.embed(&inner).await
+            })
+            .await
+        })
+    }
+
+    fn models<'a>(
+        &'a self,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        self.inner.models(deadlines)
+    }
+
+    fn probe<'a>(
+        &'a self,
+        model: &'a str,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            with_deadline(deadlines.total, "health probe not answered", async {
+                self.inner.probe(model, deadlines).await
+            })
+            .await
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency
+
+/// At most N calls in flight to one provider; the rest wait here, client-side.
+pub struct Concurrency {
+    inner: Arc<dyn Provider>,
+    limit: Arc<Semaphore>,
+}
+
+impl Concurrency {
+    pub fn new(inner: Arc<dyn Provider>, limit: Arc<Semaphore>) -> Self {
+        Self { inner, limit }
+    }
+}
+
+fn closed() -> ProviderError {
+    ProviderError::new(FailureKind::Disabled, "provider is shutting down")
+}
+
+impl Provider for Concurrency {
+    fn chat<'a>(
+        &'a self,
+        call: &'a ChatCall<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            let _permit = self.limit.acquire().await.map_err(|_| closed())?;
+            self.inner.chat(call).await
+        })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: &'a EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
+        Box::pin(async move {
+            let _permit = self.limit.acquire().await.map_err(|_| closed())?;
+            self.inner.embed(call).await
+        })
+    }
+
+    fn models<'a>(
+        &'a self,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        self.inner.models(deadlines)
+    }
+
+    fn probe<'a>(
+        &'a self,
+        model: &'a str,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.inner.probe(model, deadlines)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RateLimit
+
+/// Shared per-provider limiter: call starts are spaced so that at most `rpm` requests and
+/// about `tpm` estimated tokens start per minute (no bursts).
+#[derive(Debug)]
+pub struct RateLimiter {
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    next: Mutex<Option<Instant>>,
+}
+
+impl RateLimiter {
+    pub fn new(rpm: Option<u32>, tpm: Option<u32>) -> Self {
+        Self {
+            rpm,
+            tpm,
+            next: Mutex::new(None),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
+
+    /// Reserves a start slot for a call of `tokens` and waits for it.
+    pub async fn acquire(&self, tokens: u32) {
+        let mut spacing = Duration::ZERO;
+        if let Some(rpm) = self.rpm {
+            spacing = spacing.max(Duration::from_secs_f64(60.0 / rpm as f64));
+        }
+        if let Some(tpm) = self.tpm {
+            spacing = spacing.max(Duration::from_secs_f64(60.0 * tokens as f64 / tpm as f64));
+        }
+        let start = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let start = next.map_or(now, |n| n.max(now));
+            *next = Some(start + spacing);
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
+}
+
+/// Waits for the provider's rate limit before each attempt.
+pub struct RateLimit {
+    inner: Arc<dyn Provider>,
+    limiter: Arc<RateLimiter>,
+}
+
+impl RateLimit {
+    pub fn new(inner: Arc<dyn Provider>, limiter: Arc<RateLimiter>) -> Self {
+        Self { inner, limiter }
+    }
+}
+
+impl Provider for RateLimit {
+    fn chat<'a>(
+        &'a self,
+        call: &'a ChatCall<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            let tokens = estimate_tokens(call.req.messages) + call.req.max_tokens;
+            self.limiter.acquire(tokens).await;
+            self.inner.chat(call).await
+        })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: &'a EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
+        Box::pin(async move {
+            let chars: usize = call.texts.iter().map(|t| t.chars().count()).sum();
+            self.limiter.acquire((chars / 4) as u32 + 1).await;
+            self.inner.embed(call).await
+        })
+    }
+
+    fn models<'a>(
+        &'a self,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        self.inner.models(deadlines)
+    }
+
+    fn probe<'a>(
+        &'a self,
+        model: &'a str,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.inner.probe(model, deadlines)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retry
+
+/// The one retry loop: retryable failures are tried again on the same target, up to
+/// `max_attempts` attempts in total, with exponential backoff and jitter. A Retry-After
+/// longer than the backoff is waited for; one above `max_retry_after_s` ends the retries.
+pub struct Retry {
+    inner: Arc<dyn Provider>,
+    cfg: RetryConfig,
+}
+
+impl Retry {
+    pub fn new(inner: Arc<dyn Provider>, cfg: RetryConfig) -> Self {
+        Self { inner, cfg }
+    }
+
+    fn backoff(&self) -> ExponentialBuilder {
+        let b = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.cfg.initial_backoff_ms))
+            .with_max_delay(Duration::from_millis(
+                self.cfg.max_backoff_ms.max(self.cfg.initial_backoff_ms),
+            ))
+            .with_factor(self.cfg.multiplier)
+            .with_max_times(self.cfg.max_attempts.saturating_sub(1) as usize);
+        if self.cfg.jitter { b.with_jitter() } else { b }
+    }
+
+    /// The wait before the next attempt, or `None` to stop.
+    fn adjust(&self, e: &ProviderError, backoff: Option<Duration>) -> Option<Duration> {
+        let d = backoff?;
+        match e.retry_after {
+            Some(ra) if self.cfg.honor_retry_after => {
+                (ra.as_secs_f64() <= self.cfg.max_retry_after_s).then(|| ra.max(d))
+            }
+            _ => Some(d),
+        }
+    }
+}
+
+impl Provider for Retry {
+    fn chat<'a>(
+        &'a self,
+        call: &'a ChatCall<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            (|| self.inner.chat(call))
+                .retry(self.backoff())
+                .sleep(tokio::time::sleep)
+                .when(|e: &ProviderError| e.kind.retryable())
+                .adjust(|e, d| self.adjust(e, d))
+                .notify(|e, d| {
+                    call.meter
+                        .note(format!("retry after {} ms: {e}", d.as_millis()))
+                })
+                .await
+        })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: &'a EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
+        Box::pin(async move {
+            (|| self.inner.embed(call))
+                .retry(self.backoff())
+                .sleep(tokio::time::sleep)
+                .when(|e: &ProviderError| e.kind.retryable())
+                .adjust(|e, d| self.adjust(e, d))
+                .notify(|e, d| {
+                    call.meter
+                        .note(format!("retry after {} ms: {e}", d.as_millis()))
+                })
+                .await
+        })
+    }
+
+    fn models<'a>(
+        &'a self,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        self.inner.models(deadlines)
+    }
+
+    fn probe<'a>(
+        &'a self,
+        model: &'a str,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.inner.probe(model, deadlines)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Breaker
+
+/// State of one target's breaker, as shown by `Router::health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls are refused without contacting the target until the cooldown ends.
+    Open,
+    /// Cooldown over; the next call first runs a health probe.
+    HalfOpen,
+}
+
+/// A snapshot of one breaker.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakerSnapshot {
+    pub state: BreakerState,
+    pub consecutive_failures: u32,
+    /// Times the breaker opened since the target last answered a real call.
+    pub trips: u32,
+    /// Remaining cooldown while open.
+    pub open_for_ms: u64,
+    pub last_failure: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerInner {
+    consecutive: u32,
+    trips: u32,
+    open_until: Option<Instant>,
+    probing: bool,
+    last_failure: Option<String>,
+}
+
+/// Per-target circuit breaker. Opens after `consecutive_failures` failed calls, at once on
+/// connection refused / missing model / auth / quota / OOM, and for at least a Retry-After.
+/// Each trip lengthens the next open period (a re-trip never shortens one). When the period is
+/// over, one caller runs a health probe; only its success lets traffic through again.
+pub struct Breaker {
+    inner: Arc<dyn Provider>,
+    cfg: CooldownConfig,
+    probe_timeout: Duration,
+    state: Mutex<BreakerInner>,
+}
+
+/// Resets `probing` even if the probing call is cancelled.
+struct ProbeGuard<'a>(&'a Mutex<BreakerInner>);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).probing = false;
+    }
+}
+
+impl Breaker {
+    pub fn new(inner: Arc<dyn Provider>, cfg: CooldownConfig, probe_timeout: Duration) -> Self {
+        Self {
+            inner,
+            cfg,
+            probe_timeout,
+            state: Mutex::new(BreakerInner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BreakerInner> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        let s = self.lock();
+        let now = Instant::now();
+        let (state, open_for) = match s.open_until {
+            None => (BreakerState::Closed, Duration::ZERO),
+            Some(t) if t > now => (BreakerState::Open, t - now),
+            Some(_) => (BreakerState::HalfOpen, Duration::ZERO),
+        };
+        BreakerSnapshot {
+            state,
+            consecutive_failures: s.consecutive,
+            trips: s.trips,
+            open_for_ms: open_for.as_millis() as u64,
+            last_failure: s.last_failure.clone(),
+        }
+    }
+
+    /// Remaining cooldown, if open.
+    pub fn open_for(&self) -> Option<Duration> {
+        let s = self.lock();
+        s.open_until
+            .and_then(|t| t.checked_duration_since(Instant::now()))
+    }
+
+    fn trip(&self, s: &mut BreakerInner, at_least: Option<Duration>) {
+        let c = &self.cfg;
+        let secs = (c.initial_s * c.multiplier.powi(s.trips.min(64) as i32)).min(c.max_s);
+        let mut d = Duration::from_secs_f64(secs);
+        if let Some(min) = at_least {
+            d = d.max(min);
+        }
+        let until = Instant::now() + d;
+        s.open_until = Some(s.open_until.map_or(until, |u| u.max(until)));
+        s.trips += 1;
+        s.consecutive = 0;
+        tracing::warn!(
+            cooldown_ms = d.as_millis() as u64,
+            trips = s.trips,
+            "target cooling down"
+        );
+    }
+
+    /// Lets a call through, running the half-open health probe first when due.
+    async fn admit(&self, model: &str) -> Result<(), ProviderError> {
+        {
+            let mut s = self.lock();
+            match s.open_until {
+                None => return Ok(()),
+                Some(t) if Instant::now() < t => {
+                    return Err(ProviderError::new(
+                        FailureKind::CircuitOpen,
+                        format!(
+                            "skipped for another {} ms after: {}",
+                            (t - Instant::now()).as_millis(),
+                            s.last_failure.as_deref().unwrap_or("earlier failures")
+                        ),
+                    ));
+                }
+                Some(_) if s.probing => {
+                    return Err(ProviderError::new(
+                        FailureKind::CircuitOpen,
+                        "a health probe is checking whether the target is back",
+                    ));
+                }
+                Some(_) => s.probing = true,
+            }
+        }
+        let _guard = ProbeGuard(&self.state);
+        let now = Instant::now();
+        let deadlines = Deadlines {
+            first_token: Some(now + self.probe_timeout),
+            total: Some(now + self.probe_timeout),
+        };
+        let result = self.inner.probe(model, deadlines).await;
+        let mut s = self.lock();
+        match result {
+            Ok(()) => {
+                tracing::info!(model, "health probe succeeded; target back in rotation");
+                s.open_until = None;
+                s.consecutive = 0;
+                Ok(())
+            }
+            Err(e) => {
+                s.last_failure = Some(format!("health probe: {e}"));
+                self.trip(&mut s, e.retry_after);
+                Err(ProviderError::new(
+                    FailureKind::CircuitOpen,
+                    format!("health probe failed: {e}"),
+                ))
+            }
+        }
+    }
+
+    fn record(&self, err: Option<&ProviderError>) {
+        let mut s = self.lock();
+        match err {
+            None => {
+                s.consecutive = 0;
+                s.trips = 0;
+            }
+            Some(e) if e.kind.counts_against_target() => {
+                s.consecutive += 1;
+                s.last_failure = Some(e.to_string());
+                let told_to_wait = e.retry_after.is_some()
+                    && matches!(
+                        e.kind,
+                        FailureKind::RateLimited | FailureKind::QueueFull | FailureKind::Overloaded
+                    );
+                if e.kind.opens_immediately()
+                    || told_to_wait
+                    || s.consecutive >= self.cfg.consecutive_failures
+                {
+                    self.trip(&mut s, e.retry_after);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+impl Provider for Breaker {
+    fn chat<'a>(
+        &'a self,
+        call: &'a ChatCall<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            self.admit(call.model).await?;
+            let r = self.inner.chat(call).await;
+            self.record(r.as_ref().err());
+            r
+        })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: &'a EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
+        Box::pin(async move {
+            self.admit(call.model).await?;
+            let r = self.inner.embed(call).await;
+            self.record(r.as_ref().err());
+            r
+        })
+    }
+
+    fn models<'a>(
+        &'a self,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        self.inner.models(deadlines)
+    }
+
+    fn probe<'a>(
+        &'a self,
+        model: &'a str,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.inner.probe(model, deadlines)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validate
+
+/// Checks structured output against the call's JSON schema. An invalid reply gets one repair
+/// re-prompt on the same target (the reply and the problem are shown to the model); a second
+/// invalid reply is an `InvalidOutput` failure, and the router moves on.
+pub struct Validate {
+    inner: Arc<dyn Provider>,
+}
+
+impl Validate {
+    pub fn new(inner: Arc<dyn Provider>) -> Self {
+        Self { inner }
+    }
+}
+
+fn invalid(problem: String, r: &ChatResponse) -> ProviderError {
+    let cut = if matches!(
+        r.done_reason.as_deref(),
+        Some("length") | Some("max_tokens")
+    ) {
+        " (the output hit max_tokens)"
+    } else {
+        ""
+    };
+    ProviderError::new(FailureKind::InvalidOutput, format!("{problem}{cut}"))
+}
+
+impl Provider for Validate {
+    fn chat<'a>(
+        &'a self,
+        call: &'a ChatCall<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(async move {
+            let Some(schema) = call.req.json_schema else {
+                return self.inner.chat(call).await;
+            };
+            let first = self.inner.chat(call).await?;
+            let problem = match super::validate::check_output(schema, &first.text) {
+                Ok(_) => return Ok(first),
+                Err(p) => p,
+            };
+            tracing::debug!(model = call.model, %problem, "invalid structured output; one repair attempt");
+            call.meter.repair();
+            let mut messages: Vec<ChatMessage> = call.req.messages.to_vec();
+            messages.push(ChatMessage {
+                role: Role::Assistant,
+                content: first.text.clone(),
+            });
+            messages.push(ChatMessage::user(format!(
+                "That reply is invalid: {problem}. Reply again with only one JSON object that \
+                 matches the requested schema, with no other text."
+            )));
+            let repair = ChatCall {
+                model: call.model,
+                req: ChatRequest {
+                    messages: &messages,
+                    ..call.req.clone()
+                },
+                deadlines: call.deadlines,
+                meter: call.meter,
+            };
+            let second = self.inner.chat(&repair).await?;
+            match super::validate::check_output(schema, &second.text) {
+                Ok(_) => Ok(ChatResponse {
+                    prompt_tokens: first.prompt_tokens + second.prompt_tokens,
+                    eval_tokens: first.eval_tokens + second.eval_tokens,
+                    ..second
+                }),
+                Err(p) => Err(invalid(
+                    format!("invalid structured output after one repair: {p}"),
+                    &second,
+                )),
+            }
+        })
+    }
+
+    fn embed<'a>(
+        &'a self,
+        call: &'a EmbedCall<'a>,
+    ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
+        self.inner.embed(call)
+    }
+
+    fn models<'a>(
+        &'a self,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+        self.inner.models(deadlines)
+    }
+
+    fn probe<'a>(
+        &'a self,
+        model: &'a str,
+        deadlines: Deadlines,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.inner.probe(model, deadlines)
+    }
+}

@@ -1,0 +1,631 @@
+//! The failure scenarios of `shared/reference/llm-backends-and-routing.md` §6, each against real
+//! HTTP servers speaking the Ollama / OpenAI / Anthropic wire formats (tests/support/llm_stub.rs).
+//! Each test asserts which target answered, how many requests each server got, the breaker state
+//! and loose time bounds (generous upper bounds: CI is a loaded 2-core machine).
+
+#[path = "support/llm_stub.rs"]
+mod llm_stub;
+
+use llm_stub::{Answer, LlmStub, Proto, Step, anthropic_error, ollama_error, openai_error};
+use rfpq::router::config::{RouterConfig, Task};
+use rfpq::router::layers::BreakerState;
+use rfpq::router::types::ChatMessage;
+use rfpq::router::{FailureKind, Router};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Fast policy for tests: 3 attempts per target, 20 ms backoff, breaker after 3 failures for 0.3 s.
+const DEFAULTS: &str = "defaults:
+  timeouts: {connect_s: 1, first_token_s: 3, total_s: 6}
+  retry: {max_attempts: 3, initial_backoff_ms: 20, max_backoff_ms: 100, jitter: false}
+  cooldown: {consecutive_failures: 3, initial_s: 0.3, multiplier: 2, max_s: 30}
+";
+
+/// Providers `ollama` (at `o`) and `oa` (OpenAI-compatible at `a`, local so allowed), plus `extra`.
+fn yaml(o: &str, a: &str, extra: &str, tasks: &str) -> String {
+    format!(
+        "{DEFAULTS}providers:\n  ollama: {{kind: ollama, base_url: '{o}'}}\n  oa: {{kind: openai, base_url: '{a}'}}\n  embedded: {{kind: embedded}}\n{extra}\
+         models:\n  'ollama:qwen2.5:7b': {{num_ctx: 4096, context_window: 32768}}\n\
+         task_models:\n  classify: ollama:llama3.2:3b\n  embed: embedded:all-minilm-l6-v2\n{tasks}"
+    )
+}
+
+/// Answer task: Ollama first, then the OpenAI-compatible server.
+const TWO: &str = "  answer: ollama:qwen2.5:7b\nfallback_strategy:\n  answer: [oa:gpt-4o-mini]\n";
+
+fn router(yaml: &str) -> Router {
+    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses"))
+        .expect("router builds")
+}
+
+fn msgs() -> Vec<ChatMessage> {
+    vec![ChatMessage::user("Do you encrypt data at rest?")]
+}
+
+fn breaker(r: &Router, target: &str) -> rfpq::router::layers::BreakerSnapshot {
+    r.health()
+        .into_iter()
+        .find(|h| h.target == target)
+        .expect("target configured")
+        .breaker
+}
+
+async fn ask(
+    r: &Router,
+) -> Result<(rfpq::router::ChatResponse, rfpq::router::CallRecord), rfpq::router::RouterError> {
+    r.chat(Task::Answer, &msgs(), None).await
+}
+
+const OCHAT: &str = "/api/chat";
+const ACHAT: &str = "/v1/chat/completions";
+
+// §6 #1, #26, #28: connection refused opens the breaker at once; later calls skip the target
+// without connecting; after the cooldown only a successful health probe brings it back.
+#[tokio::test]
+async fn connection_refused_opens_breaker_falls_back_and_probe_recovers() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.refuse().await;
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let (reply, rec) = ask(&r).await.unwrap();
+    assert_eq!(reply.text, "stub answer");
+    assert_eq!((rec.provider.as_str(), rec.fallback_used), ("oa", true));
+    assert_eq!(rec.failures[0].kind, FailureKind::ConnectError);
+    assert_eq!(
+        rec.failures[0].attempts, 3,
+        "connect errors retried up to max_attempts"
+    );
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Open);
+
+    // While open: skipped without any connection attempt.
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(rec.failures[0].kind, FailureKind::CircuitOpen);
+
+    // Back up; after the cooldown a probe (/api/tags) succeeds and traffic returns.
+    ollama.restart().await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.provider, "ollama");
+    assert_eq!(ollama.hits("/api/tags"), 1, "exactly one health probe");
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Closed);
+}
+
+// §6 #3: 404 model missing is not retried; the breaker opens for that target only.
+#[tokio::test]
+async fn missing_model_is_not_retried_and_only_that_target_cools_down() {
+    let ollama = LlmStub::builder(Proto::Ollama)
+        .models(&["llama3.2:3b"])
+        .start()
+        .await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.provider, "oa");
+    assert_eq!(ollama.hits(OCHAT), 1, "404 is never retried");
+    assert_eq!(rec.failures[0].kind, FailureKind::ModelNotFound);
+    assert!(
+        rec.failures[0]
+            .error
+            .contains("model 'qwen2.5:7b' not found"),
+        "{:?}",
+        rec.failures
+    );
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Open);
+    // Another model on the same server is unaffected.
+    let (_, rec) = r.chat(Task::Classify, &msgs(), None).await.unwrap();
+    assert_eq!(
+        (rec.provider.as_str(), rec.model.as_str()),
+        ("ollama", "llama3.2:3b")
+    );
+    assert_eq!(
+        breaker(&r, "ollama:llama3.2:3b").state,
+        BreakerState::Closed
+    );
+}
+
+// §6 #7, #25: 500 forever: exactly max_attempts requests per target, no amplification.
+#[tokio::test]
+async fn server_errors_make_exactly_the_configured_attempts_per_target() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.set_default(
+        OCHAT,
+        ollama_error(500, "llama runner process has terminated"),
+    );
+    oa.set_default(
+        ACHAT,
+        openai_error(500, "server_error", None, "The server had an error"),
+    );
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let started = Instant::now();
+    let err = ask(&r).await.unwrap_err();
+    assert_eq!((ollama.hits(OCHAT), oa.hits(ACHAT)), (3, 3));
+    assert_eq!(err.attempts, 6);
+    assert!(
+        err.details
+            .iter()
+            .all(|d| d.kind == FailureKind::ServerError && d.attempts == 3)
+    );
+    // Backoff 20 + 40 ms per target was waited, and nothing much more.
+    let el = started.elapsed();
+    assert!(
+        el >= Duration::from_millis(110) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").consecutive_failures, 1);
+}
+
+// §6 #4: 400 is never retried and does not count against the target.
+#[tokio::test]
+async fn bad_request_is_never_retried_and_does_not_trip_the_breaker() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.set_default(
+        OCHAT,
+        ollama_error(400, "\"qwen2.5:7b\" does not support thinking"),
+    );
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    for _ in 0..4 {
+        let (_, rec) = ask(&r).await.unwrap();
+        assert_eq!(rec.provider, "oa");
+        assert_eq!(rec.failures[0].kind, FailureKind::BadRequest);
+        assert_eq!(rec.failures[0].attempts, 1);
+    }
+    assert_eq!(ollama.hits(OCHAT), 4, "one request per call, never a retry");
+    let b = breaker(&r, "ollama:qwen2.5:7b");
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+}
+
+// §6 #9: 503 queue full is backed off and retried; the client never exceeds max_concurrency.
+#[tokio::test]
+async fn queue_full_backs_off_and_client_side_limit_keeps_the_server_queue_empty() {
+    let ollama = LlmStub::builder(Proto::Ollama).capacity(1, 1).start().await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.script(
+        OCHAT,
+        [ollama_error(
+            503,
+            "server busy, please try again.  maximum pending requests exceeded",
+        )],
+    );
+    ollama.set_default(OCHAT, Step::Answer(Answer::new("ok").delay_first(60)));
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!((rec.provider.as_str(), rec.attempts), ("ollama", 2));
+    assert!(rec.notes[0].contains("queue full"), "{:?}", rec.notes);
+
+    // max_concurrency 1 (the default) = the server's parallel 1: 4 concurrent calls queue
+    // client-side and reach the server one at a time, never a 503.
+    let calls = (0..4).map(|_| ask(&r));
+    let results = futures_util::future::join_all(calls).await;
+    for res in results {
+        let (_, rec) = res.unwrap();
+        assert_eq!((rec.provider.as_str(), rec.attempts), ("ollama", 1));
+    }
+    assert_eq!(ollama.max_in_flight(), 1);
+}
+
+// §6 #9 (overflow): a server whose queue is full while the client allows more in flight.
+#[tokio::test]
+async fn a_full_server_queue_overflows_to_the_next_target() {
+    let ollama = LlmStub::builder(Proto::Ollama).capacity(1, 0).start().await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.set_default(OCHAT, Step::Answer(Answer::new("slow").delay_first(400)));
+    let extra = "";
+    let y = yaml(&ollama.url(), &oa.url(), extra, TWO).replace(
+        "ollama: {kind: ollama,",
+        "ollama: {kind: ollama, max_concurrency: 2, retry: {max_attempts: 1},",
+    );
+    let r = router(&y);
+    let (a, b) = tokio::join!(ask(&r), ask(&r));
+    let providers = [a.unwrap().1.provider, b.unwrap().1.provider];
+    assert!(
+        providers.contains(&"ollama".to_string()) && providers.contains(&"oa".to_string()),
+        "{providers:?}"
+    );
+}
+
+// §6 #11: 429 with retry-after-ms is waited for, then retried on the same target.
+#[tokio::test]
+async fn rate_limit_retry_after_is_honoured() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    oa.script(
+        ACHAT,
+        [openai_error(
+            429,
+            "requests",
+            Some("rate_limit_exceeded"),
+            "Rate limit reached",
+        )
+        .header("retry-after-ms", "300")],
+    );
+    let r = router(&yaml(
+        &ollama.url(),
+        &oa.url(),
+        "",
+        "  answer: oa:gpt-4o-mini\n",
+    ));
+    let started = Instant::now();
+    let (_, rec) = ask(&r).await.unwrap();
+    let el = started.elapsed();
+    assert_eq!((rec.provider.as_str(), rec.attempts), ("oa", 2));
+    assert!(
+        el >= Duration::from_millis(290) && el < Duration::from_secs(5),
+        "{el:?}"
+    );
+    let (a, b) = (oa.requests()[0].at, oa.requests()[1].at);
+    assert!(b - a >= Duration::from_millis(290));
+}
+
+// §6 #11: a Retry-After above max_retry_after is not waited for: fall through, cool down that long.
+#[tokio::test]
+async fn long_retry_after_falls_through_and_cools_the_target_that_long() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.set_default(
+        OCHAT,
+        ollama_error(429, "rate limited").header("Retry-After", "120"),
+    );
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let started = Instant::now();
+    let (_, rec) = ask(&r).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(rec.provider, "oa");
+    assert_eq!(ollama.hits(OCHAT), 1);
+    let b = breaker(&r, "ollama:qwen2.5:7b");
+    assert_eq!(b.state, BreakerState::Open);
+    assert!(b.open_for_ms > 100_000, "{b:?}");
+}
+
+// §6 #12: 429 insufficient_quota is permanent: no retry, long cooldown, fall back.
+#[tokio::test]
+async fn insufficient_quota_is_not_retried() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    oa.set_default(
+        ACHAT,
+        openai_error(
+            429,
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            "You exceeded your current quota, please check your plan and billing details.",
+        ),
+    );
+    let r = router(&yaml(
+        &ollama.url(),
+        &oa.url(),
+        "",
+        "  answer: oa:gpt-4o-mini\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n",
+    ));
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.provider, "ollama");
+    assert_eq!(oa.hits(ACHAT), 1);
+    assert_eq!(rec.failures[0].kind, FailureKind::QuotaExhausted);
+    assert_eq!(breaker(&r, "oa:gpt-4o-mini").state, BreakerState::Open);
+}
+
+// §6 #13: Anthropic 529 overloaded is retried with backoff.
+#[tokio::test]
+async fn anthropic_overloaded_is_retried() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let an = LlmStub::start(Proto::Anthropic).await;
+    an.script(
+        "/v1/messages",
+        [anthropic_error(529, "overloaded_error", "Overloaded")],
+    );
+    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let r = router(&yaml(
+        &ollama.url(),
+        "http://127.0.0.1:9/v1",
+        &extra,
+        "  answer: an:claude-3-haiku-20240307\n",
+    ));
+    let (reply, rec) = ask(&r).await.unwrap();
+    assert_eq!((reply.text.as_str(), rec.attempts), ("stub answer", 2));
+    assert!(rec.notes[0].contains("overloaded"), "{:?}", rec.notes);
+}
+
+// §6 #14: slow first token: the attempt is abandoned at the first-token budget, then fallback.
+#[tokio::test]
+async fn slow_first_token_times_out_and_falls_back() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.set_default(OCHAT, Step::Answer(Answer::new("late").delay_first(3000)));
+    let y = yaml(&ollama.url(), &oa.url(), "", TWO).replace(
+        "ollama: {kind: ollama,",
+        "ollama: {kind: ollama, timeouts: {first_token_s: 0.2}, retry: {max_attempts: 1},",
+    );
+    let r = router(&y);
+    let started = Instant::now();
+    let (_, rec) = ask(&r).await.unwrap();
+    let el = started.elapsed();
+    assert_eq!(rec.provider, "oa");
+    assert_eq!(rec.failures[0].kind, FailureKind::Timeout);
+    assert!(
+        rec.failures[0].error.contains("no first token"),
+        "{:?}",
+        rec.failures
+    );
+    assert!(
+        el >= Duration::from_millis(190) && el < Duration::from_millis(2500),
+        "{el:?}"
+    );
+}
+
+// §6 #14 (no headers at all) and #21 (total budget exceeded while streaming).
+#[tokio::test]
+async fn no_headers_and_total_budget_time_out() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.script(OCHAT, [Step::Answer(Answer::new("x").delay_headers(3000))]);
+    ollama.script(
+        OCHAT,
+        [Step::Answer(
+            Answer::new("a long answer that keeps coming").delay_between(100),
+        )],
+    );
+    let y = yaml(&ollama.url(), &oa.url(), "", "  answer: ollama:qwen2.5:7b\n").replace(
+        "ollama: {kind: ollama,",
+        "ollama: {kind: ollama, timeouts: {first_token_s: 0.2, total_s: 0.4}, retry: {max_attempts: 1},",
+    );
+    let r = router(&y);
+    let started = Instant::now();
+    let err = ask(&r).await.unwrap_err();
+    assert!(err.failures[0].contains("no response headers"), "{err}");
+    let err = ask(&r).await.unwrap_err();
+    assert!(err.failures[0].contains("timeout"), "{err}");
+    assert!(
+        err.failures[0].contains("not finished") || err.failures[0].contains("not complete"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+// §6 #16: a stream cut before its end marker is never a success; retried in full.
+#[tokio::test]
+async fn cut_streams_are_detected_in_every_protocol() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    let an = LlmStub::start(Proto::Anthropic).await;
+    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    for (stub, target) in [
+        (&ollama, "ollama:qwen2.5:7b"),
+        (&oa, "oa:gpt-4o-mini"),
+        (&an, "an:claude-3-haiku-20240307"),
+    ] {
+        stub.script(
+            stub.chat_path(),
+            [Step::Answer(
+                Answer::new("partial answer text").cut_after(2),
+            )],
+        );
+        stub.script(stub.chat_path(), [Step::answer("complete answer")]);
+        let r = router(&yaml(
+            &ollama.url(),
+            &oa.url(),
+            &extra,
+            &format!("  answer: {target}\n"),
+        ));
+        let (reply, rec) = ask(&r).await.unwrap();
+        assert_eq!(reply.text, "complete answer", "{target}");
+        assert_eq!(rec.attempts, 2, "{target}");
+        assert!(rec.notes[0].contains("stream"), "{target}: {:?}", rec.notes);
+    }
+}
+
+// §6 #17: an error inside a 200 stream is classified by its body and retried.
+#[tokio::test]
+async fn error_lines_inside_200_streams_are_failures() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    let an = LlmStub::start(Proto::Anthropic).await;
+    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    for (stub, target, kind) in [
+        (&ollama, "ollama:qwen2.5:7b", "server error"),
+        (&oa, "oa:gpt-4o-mini", "server error"),
+        (&an, "an:claude-3-haiku-20240307", "overloaded"),
+    ] {
+        stub.script(
+            stub.chat_path(),
+            [Step::Answer(Answer::new("partial answer").error_after(1))],
+        );
+        let r = router(&yaml(
+            &ollama.url(),
+            &oa.url(),
+            &extra,
+            &format!("  answer: {target}\n"),
+        ));
+        let (reply, rec) = ask(&r).await.unwrap();
+        assert_eq!(reply.text, "stub answer", "{target}");
+        assert_eq!(rec.attempts, 2, "{target}");
+        assert!(
+            rec.notes[0].contains(kind) && rec.notes[0].contains("200 stream"),
+            "{target}: {:?}",
+            rec.notes
+        );
+    }
+}
+
+fn schema() -> serde_json::Value {
+    json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["Yes", "No"]}},
+           "required": ["status"], "additionalProperties": false})
+}
+
+// §6 #18: invalid structured output: one repair re-prompt on the same target, then fallback.
+#[tokio::test]
+async fn malformed_json_gets_one_repair_then_falls_back() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.script(
+        OCHAT,
+        [
+            Step::answer("Sure! {\"status\": \"Yes\"}"),
+            Step::answer("{\"status\": \"Yes\"}"),
+        ],
+    );
+    ollama.set_default(OCHAT, Step::answer("{\"status\": \"Maybe\"}"));
+    oa.set_default(ACHAT, Step::answer("{\"status\": \"No\"}"));
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let s = schema();
+    // Repaired on the same target.
+    let (reply, rec) = r.chat(Task::Answer, &msgs(), Some(&s)).await.unwrap();
+    assert_eq!(
+        (reply.text.as_str(), rec.provider.as_str(), rec.repairs),
+        ("{\"status\": \"Yes\"}", "ollama", 1)
+    );
+    let repair = &ollama.requests()[1].body;
+    assert_eq!(repair["messages"][1]["role"], "assistant");
+    assert!(
+        repair["messages"][2]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON")
+    );
+    // Still invalid after the repair (enum value outside the set): next target.
+    let (reply, rec) = r.chat(Task::Answer, &msgs(), Some(&s)).await.unwrap();
+    assert_eq!(
+        (reply.text.as_str(), rec.provider.as_str()),
+        ("{\"status\": \"No\"}", "oa")
+    );
+    assert_eq!(rec.failures[0].kind, FailureKind::InvalidOutput);
+    assert!(
+        rec.failures[0].error.contains("not one of"),
+        "{:?}",
+        rec.failures
+    );
+    assert_eq!(ollama.hits(OCHAT), 4);
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").consecutive_failures, 0);
+}
+
+// §6 #5: silent truncation (prompt_eval_count == num_ctx) is a context-window failure, and an
+// oversize prompt skips a target whose window is too small without sending anything.
+#[tokio::test]
+async fn context_truncation_and_preflight_use_the_next_target() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.set_default(
+        OCHAT,
+        Step::Answer(Answer::new("truncated answer").prompt_tokens(4096)),
+    );
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.provider, "oa");
+    assert_eq!(rec.failures[0].kind, FailureKind::ContextWindow);
+    assert_eq!(ollama.hits(OCHAT), 1, "no retry on the same target");
+    assert_eq!(ollama.requests()[0].body["options"]["num_ctx"], 4096);
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").consecutive_failures, 0);
+
+    let big = vec![ChatMessage::user("word ".repeat(4000))];
+    let (_, rec) = r.chat(Task::Answer, &big, None).await.unwrap();
+    assert_eq!(rec.provider, "oa");
+    assert_eq!(rec.failures[0].kind, FailureKind::ContextWindow);
+    assert_eq!(rec.failures[0].attempts, 0);
+    assert_eq!(ollama.hits(OCHAT), 1, "preflight sends nothing");
+}
+
+// §6 #26: single-target task: the breaker opens, cooldowns grow on a failed probe, and only a
+// successful probe reopens traffic.
+#[tokio::test]
+async fn cooldown_expiry_needs_a_successful_probe_even_for_a_single_target() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    ollama.set_default(OCHAT, ollama_error(500, "boom"));
+    ollama.set_default("/api/tags", ollama_error(500, "still broken"));
+    let y = yaml(&ollama.url(), "http://127.0.0.1:9/v1", "", "  answer: ollama:qwen2.5:7b\n")
+        .replace("ollama: {kind: ollama,", "ollama: {kind: ollama, retry: {max_attempts: 1}, cooldown: {consecutive_failures: 2, initial_s: 0.3, max_s: 30},");
+    let r = router(&y);
+    for _ in 0..2 {
+        ask(&r).await.unwrap_err();
+    }
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Open);
+    let err = ask(&r).await.unwrap_err();
+    assert_eq!(ollama.hits(OCHAT), 2, "open breaker: no request");
+    assert!(
+        err.retry_in
+            .is_some_and(|d| d <= Duration::from_millis(300)),
+        "{err:?}"
+    );
+
+    // Cooldown over, probe fails: still no chat request, and the next period is longer.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    ask(&r).await.unwrap_err();
+    assert_eq!((ollama.hits(OCHAT), ollama.hits("/api/tags")), (2, 1));
+    let b = breaker(&r, "ollama:qwen2.5:7b");
+    assert_eq!((b.state, b.trips), (BreakerState::Open, 2));
+    assert!(b.open_for_ms > 300, "second period is longer: {b:?}");
+
+    // Healthy again: after the (longer) cooldown the probe passes and the call goes through.
+    ollama.set_default(
+        "/api/tags",
+        Step::status(200, json!({"models": [{"name": "qwen2.5:7b"}]})),
+    );
+    ollama.set_default(OCHAT, Step::answer("back"));
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    let (reply, _) = ask(&r).await.unwrap();
+    assert_eq!(reply.text, "back");
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Closed);
+}
+
+// data_policy local_only: cloud targets are never contacted.
+#[tokio::test]
+async fn local_only_never_contacts_a_cloud_provider() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let an = LlmStub::start(Proto::Anthropic).await;
+    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let y = format!(
+        "data_policy: local_only\n{}",
+        yaml(
+            &ollama.url(),
+            "http://127.0.0.1:9/v1",
+            &extra,
+            "  answer: an:claude-3-haiku-20240307\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n"
+        )
+    );
+    let r = router(&y);
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.provider, "ollama");
+    assert!(rec.skipped[0].contains("local_only"), "{:?}", rec.skipped);
+    assert!(
+        an.requests().is_empty(),
+        "nothing at all was sent to the cloud provider"
+    );
+}
+
+// §6 #24: embeddings fail clearly instead of using another model; bad batches are rejected.
+#[tokio::test]
+async fn embeddings_fail_clearly_and_bad_batches_are_rejected() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let y = yaml(
+        &ollama.url(),
+        "http://127.0.0.1:9/v1",
+        "",
+        "  answer: ollama:qwen2.5:7b\n",
+    )
+    .replace(
+        "embed: embedded:all-minilm-l6-v2",
+        "embed: ollama:all-minilm",
+    );
+    let r = router(&y);
+    let (v, rec) = r.embed(&["a".into(), "b".into()]).await.unwrap();
+    assert_eq!(
+        (v.len(), v[0].len(), rec.model.as_str()),
+        (2, 4, "all-minilm")
+    );
+    assert_eq!(ollama.requests()[0].body["input"], json!(["a", "b"]));
+
+    ollama.set_default(
+        "/api/embed",
+        Step::status(
+            200,
+            json!({"model": "all-minilm", "embeddings": [[0.6, 0.8]]}),
+        ),
+    );
+    let err = r.embed(&["a".into(), "b".into()]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("asked for 2 embeddings, got 1"),
+        "{err}"
+    );
+    assert_eq!(err.details.len(), 1, "no other embedding model is tried");
+}
