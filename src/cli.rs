@@ -134,6 +134,40 @@ enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
+    /// Check, pull or warm the models the router config names.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// CPU, RAM and GPUs of this machine, and which configured models fit it.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Which providers answer and which configured models they lack (exit 1 if any).
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull Ollama models with a progress bar: the given `provider:model`, or every missing one.
+    Pull {
+        targets: Vec<String>,
+        /// Give up on one model after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
+    },
+    /// Load Ollama models into memory so the first question does not wait for it.
+    Warm {
+        targets: Vec<String>,
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,11 +204,15 @@ fn init_logging(format: &str, default: &str) {
     }
 }
 
-fn load_router(g: &Global) -> Result<Arc<Router>> {
-    let cfg = match &g.config {
+fn router_config(g: &Global) -> Result<RouterConfig> {
+    Ok(match &g.config {
         Some(path) => RouterConfig::load(path)?,
         None => RouterConfig::builtin(),
-    };
+    })
+}
+
+fn load_router(g: &Global) -> Result<Arc<Router>> {
+    let cfg = router_config(g)?;
     Ok(Arc::new(
         Router::new(cfg).context("cannot set up the model router")?,
     ))
@@ -343,6 +381,41 @@ pub async fn run(cli: Cli) -> Result<()> {
             filled,
             json,
         } => verify(&original, &filled, json),
+        Command::Models { command } => models(&g, command).await,
+        Command::Doctor { json } => {
+            let cfg = router_config(&g)?;
+            let report = tokio::task::spawn_blocking(move || crate::doctor::run(&cfg)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "CPU: {} ({} logical CPUs{})\nRAM: {} GiB, {} GiB available\n{}",
+                    report.cpu_model,
+                    report.logical_cpus,
+                    report
+                        .physical_cores
+                        .map(|c| format!(", {c} cores"))
+                        .unwrap_or_default(),
+                    report.memory_total_gib,
+                    report.memory_available_gib,
+                    report.summary
+                );
+                for g in &report.gpus {
+                    println!(
+                        "GPU: {} ({} GiB, from {})",
+                        g.name, g.memory_total_gib, g.source
+                    );
+                }
+                for m in &report.models {
+                    let size = m
+                        .estimated_gib
+                        .map(|e| format!("≈{e} GiB at Q4_K_M"))
+                        .unwrap_or_else(|| "size unknown".into());
+                    println!("  {:<40} {:<20} fits: {}", m.target, size, m.fits);
+                }
+            }
+            Ok(())
+        }
         Command::Ask { task, prompt, json } => {
             let task: Task = task.parse().map_err(anyhow::Error::msg)?;
             let router = load_router(&g)?;
@@ -497,6 +570,132 @@ fn status_line(st: &JobStatus) -> String {
         s.push_str(&format!("\n  warning: {w}"));
     }
     s
+}
+
+/// `rfpq models check|pull|warm` over `router::admin`.
+async fn models(g: &Global, command: ModelsCommand) -> Result<()> {
+    use crate::router::admin;
+    use crate::router::config::parse_target;
+    let cfg = router_config(g)?;
+    let parse = |targets: &[String]| -> Result<Vec<crate::router::config::Target>> {
+        targets
+            .iter()
+            .map(|t| parse_target(t).map_err(anyhow::Error::msg))
+            .collect()
+    };
+    match command {
+        ModelsCommand::Check { json } => {
+            let report = admin::check(&cfg).await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for p in &report.providers {
+                    let state = if !p.contacted {
+                        "not contacted (cloud provider under data_policy local_only)".to_string()
+                    } else if p.reachable {
+                        format!("reachable in {} ms", p.latency_ms)
+                    } else {
+                        format!("UNREACHABLE: {}", p.error.as_deref().unwrap_or("no answer"))
+                    };
+                    println!(
+                        "{} ({:?}{}): {state}",
+                        p.provider,
+                        p.kind,
+                        p.base_url
+                            .as_deref()
+                            .map(|u| format!(", {u}"))
+                            .unwrap_or_default()
+                    );
+                    if !p.missing.is_empty() {
+                        println!("  missing: {}", p.missing.join(", "));
+                    }
+                    if p.api_key == "missing" {
+                        println!("  API key: missing (set the variable named by api_key_env)");
+                    }
+                }
+            }
+            if !report.ok {
+                bail!("some providers are unreachable or lack configured models");
+            }
+            Ok(())
+        }
+        ModelsCommand::Pull { targets, timeout_s } => {
+            let mut targets = parse(&targets)?;
+            if targets.is_empty() {
+                let report = admin::check(&cfg).await;
+                for p in report.providers.iter().filter(|p| {
+                    p.kind == crate::router::config::ProviderKind::Ollama && p.reachable
+                }) {
+                    for m in &p.missing {
+                        targets.push(
+                            parse_target(&format!("{}:{m}", p.provider))
+                                .map_err(anyhow::Error::msg)?,
+                        );
+                    }
+                }
+                if targets.is_empty() {
+                    println!("nothing to pull: every configured Ollama model is present");
+                    return Ok(());
+                }
+            }
+            for t in targets {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{prefix} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(t.to_string());
+                let report = admin::pull(&cfg, &t, Duration::from_secs(timeout_s), |p| {
+                    if let Some(total) = p.total {
+                        bar.set_length(total);
+                    }
+                    if let Some(done) = p.completed {
+                        bar.set_position(done);
+                    }
+                    bar.set_message(p.status.clone());
+                })
+                .await;
+                bar.finish_and_clear();
+                let report = report?;
+                println!(
+                    "{t}: {} in {:.1} s",
+                    report.status,
+                    report.elapsed_ms as f64 / 1000.0
+                );
+            }
+            Ok(())
+        }
+        ModelsCommand::Warm {
+            targets,
+            timeout_s,
+            json,
+        } => {
+            let mut targets = parse(&targets)?;
+            if targets.is_empty() {
+                targets = cfg
+                    .all_targets()
+                    .into_iter()
+                    .filter(|t| {
+                        cfg.provider(&t.provider).map(|p| p.kind)
+                            == Some(crate::router::config::ProviderKind::Ollama)
+                    })
+                    .collect();
+                targets.dedup_by(|a, b| a.to_string() == b.to_string());
+            }
+            for t in targets {
+                let r = admin::warm(&cfg, &t, Duration::from_secs(timeout_s)).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!("{t}: loaded in {} ms", r.load_ms);
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `rfpq inspect` as text: per sheet its verdict, every question with its slots, skipped cells

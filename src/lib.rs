@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod doctor;
 pub mod kb;
 pub mod models;
 pub mod pipeline;

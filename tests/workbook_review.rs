@@ -33,6 +33,7 @@ fn review_workbook_content_and_layout() {
         row("needs review", 0.4),
         row("failed", 0.0),
         row("answered", 1.5),
+        row("library match", 1.0),
     ];
     let bytes = write_review(&rows).expect("review");
     let mut xl: Xlsx<_> =
@@ -58,7 +59,7 @@ fn review_workbook_content_and_layout() {
             "Note"
         ]
     );
-    assert_eq!(review.height(), 5);
+    assert_eq!(review.height(), 6);
     assert_eq!(
         review.get_value((1, 4)),
         Some(&Data::String(rows[0].answers.clone()))
@@ -98,9 +99,10 @@ fn review_workbook_content_and_layout() {
     let expect = [
         ("Status", "Count"),
         ("answered", "2"),
+        ("library match", "1"),
         ("needs review", "1"),
         ("failed", "1"),
-        ("Total", "4"),
+        ("Total", "5"),
     ];
     assert_eq!(counts, expect.map(|(a, b)| (a.to_string(), b.to_string())));
 
@@ -111,9 +113,9 @@ fn review_workbook_content_and_layout() {
         ),
         "{xml}"
     );
-    assert!(xml.contains(r#"<autoFilter ref="A1:J5"/>"#));
-    assert_eq!(xml.matches("<cfRule").count(), 3);
-    for s in ["answered", "needs review", "failed"] {
+    assert!(xml.contains(r#"<autoFilter ref="A1:J6"/>"#));
+    assert_eq!(xml.matches("<cfRule").count(), 4);
+    for s in ["answered", "library match", "needs review", "failed"] {
         assert!(
             xml.contains(&format!("<formula>\"{s}\"</formula>")),
             "conditional format for {s}: {xml}"

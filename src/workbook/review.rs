@@ -20,15 +20,16 @@ pub struct ReviewRow {
     pub confidence: f32,
     pub sources: Vec<String>,
     pub model: String,
-    /// `answered`, `needs review`, `failed` (others are shown uncoloured).
+    /// `answered`, `library match`, `needs review`, `failed` (others are shown uncoloured).
     pub status: String,
     /// Why the row needs review or failed, for the reviewer.
     pub note: Option<String>,
 }
 
 /// Statuses with a colour, in summary order: (status, fill, font).
-const STATUS_COLOURS: [(&str, u32, u32); 3] = [
+const STATUS_COLOURS: [(&str, u32, u32); 4] = [
     ("answered", 0xC6EFCE, 0x006100),
+    ("library match", 0xDDEBF7, 0x1F4E78),
     ("needs review", 0xFFEB9C, 0x9C5700),
     ("failed", 0xFFC7CE, 0x9C0006),
 ];
