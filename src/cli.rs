@@ -606,8 +606,10 @@ async fn models(g: &Global, command: ModelsCommand) -> Result<()> {
                             .map(|u| format!(", {u}"))
                             .unwrap_or_default()
                     );
-                    if !p.missing.is_empty() {
+                    if !p.missing.is_empty() && p.reachable {
                         println!("  missing: {}", p.missing.join(", "));
+                    } else if !p.missing.is_empty() && p.contacted {
+                        println!("  configured here: {}", p.configured.join(", "));
                     }
                     if p.api_key == "missing" {
                         println!("  API key: missing (set the variable named by api_key_env)");

@@ -110,7 +110,13 @@ impl Shared {
             .start_batches(id, &questions)
             .await
             .map_err(retry)?;
-        tracing::info!(job = id, questions = questions.len(), batches, "planned");
+        tracing::info!(
+            job = id,
+            questions = questions.len(),
+            batches,
+            data_policy = ?self.router.config().data_policy,
+            "planned"
+        );
         Ok(serde_json::json!({"questions": questions.len(), "batches": batches}))
     }
 

@@ -6,7 +6,10 @@
 #[path = "support/llm_stub.rs"]
 mod llm_stub;
 
-use llm_stub::{Answer, LlmStub, Proto, Step, anthropic_error, ollama_error, openai_error};
+use llm_stub::{
+    Answer, Blackhole, LlmStub, Proto, Step, anthropic_error, ollama_error, openai_error,
+    openai_refusal,
+};
 use rfpq::router::config::{RouterConfig, Task};
 use rfpq::router::layers::BreakerState;
 use rfpq::router::types::ChatMessage;
@@ -73,8 +76,8 @@ async fn connection_refused_opens_breaker_falls_back_and_probe_recovers() {
     assert_eq!((rec.provider.as_str(), rec.fallback_used), ("oa", true));
     assert_eq!(rec.failures[0].kind, FailureKind::ConnectError);
     assert_eq!(
-        rec.failures[0].attempts, 3,
-        "connect errors retried up to max_attempts"
+        rec.failures[0].attempts, 2,
+        "connect errors get one fast retry, not max_attempts (3)"
     );
     assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Open);
 
@@ -628,4 +631,409 @@ async fn embeddings_fail_clearly_and_bad_batches_are_rejected() {
         "{err}"
     );
     assert_eq!(err.details.len(), 1, "no other embedding model is tried");
+}
+
+// §6 #2: a connect that never completes fails after connect_s and is handled like #1: one fast
+// retry, breaker open at once, fallback, later calls skip the target without connecting.
+#[tokio::test]
+async fn connect_timeout_to_a_blackhole_opens_the_breaker_and_falls_back() {
+    let hole = Blackhole::start();
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    let y = yaml(&format!("http://{}", hole.addr), &oa.url(), "", TWO).replace(
+        "ollama: {kind: ollama,",
+        "ollama: {kind: ollama, timeouts: {connect_s: 0.3},",
+    );
+    let r = router(&y);
+    let started = Instant::now();
+    let (reply, rec) = ask(&r).await.unwrap();
+    let el = started.elapsed();
+    assert_eq!(
+        (reply.text.as_str(), rec.provider.as_str()),
+        ("stub answer", "oa")
+    );
+    assert_eq!(
+        rec.failures[0].kind,
+        FailureKind::ConnectError,
+        "{:?}",
+        rec.failures
+    );
+    assert_eq!(rec.failures[0].attempts, 2, "one fast retry only");
+    // Two connect timeouts of 0.3 s (not the 3 s first-token budget), then the fallback.
+    assert!(
+        el >= Duration::from_millis(550) && el < Duration::from_secs(4),
+        "{el:?}"
+    );
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Open);
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(
+        (rec.failures[0].kind, rec.failures[0].attempts),
+        (FailureKind::CircuitOpen, 0)
+    );
+}
+
+// §6 #8: Ollama 500 out of memory: not retried, breaker open at once for the longest cooldown,
+// fallback, and the message says what to change.
+#[tokio::test]
+async fn out_of_memory_is_not_retried_and_cools_down_long_with_a_hint() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    ollama.set_default(
+        OCHAT,
+        ollama_error(
+            500,
+            "model requires more system memory (5.2 GiB) than is available (1.0 GiB)",
+        ),
+    );
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.provider, "oa");
+    assert_eq!(ollama.hits(OCHAT), 1, "OOM is never retried");
+    let f = &rec.failures[0];
+    assert_eq!((f.kind, f.attempts), (FailureKind::OutOfMemory, 1));
+    assert!(
+        f.error.contains("5.2 GiB")
+            && f.error.contains("num_ctx")
+            && f.error.contains("OLLAMA_NUM_PARALLEL"),
+        "{}",
+        f.error
+    );
+    let b = breaker(&r, "ollama:qwen2.5:7b");
+    assert_eq!(b.state, BreakerState::Open);
+    // cooldown.max_s is 30 s; a normal first trip would be 0.3 s.
+    assert!(b.open_for_ms > 20_000, "{b:?}");
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.failures[0].kind, FailureKind::CircuitOpen);
+    assert_eq!(ollama.hits(OCHAT), 1);
+}
+
+fn loading() -> Step {
+    Step::status(
+        503,
+        json!({"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}),
+    )
+}
+
+/// `oa` (and `ollama`) open their breaker after a single failed call.
+fn touchy(y: &str) -> String {
+    let c = "cooldown: {consecutive_failures: 1, initial_s: 0.3, max_s: 30},";
+    y.replace("oa: {kind: openai,", &format!("oa: {{kind: openai, {c}"))
+        .replace(
+            "ollama: {kind: ollama,",
+            &format!("ollama: {{kind: ollama, {c}"),
+        )
+}
+
+// §6 #10: 503 "Loading model" (llama.cpp) is transient: retried with backoff, and it never opens
+// the breaker, even when it outlasts the retries.
+#[tokio::test]
+async fn loading_model_is_retried_and_never_opens_the_breaker() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    oa.script(ACHAT, [loading(), loading()]);
+    let y = touchy(&yaml(
+        &ollama.url(),
+        &oa.url(),
+        "",
+        "  answer: oa:gpt-4o-mini\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n",
+    ));
+    let r = router(&y);
+    let started = Instant::now();
+    let (reply, rec) = ask(&r).await.unwrap();
+    assert_eq!(
+        (reply.text.as_str(), rec.provider.as_str(), rec.attempts),
+        ("stub answer", "oa", 3)
+    );
+    assert!(rec.notes[0].contains("server starting"), "{:?}", rec.notes);
+    // Backoff 20 ms then 40 ms was waited.
+    assert!(started.elapsed() >= Duration::from_millis(55));
+    let (a, b, c) = (
+        oa.requests()[0].at,
+        oa.requests()[1].at,
+        oa.requests()[2].at,
+    );
+    assert!(b - a >= Duration::from_millis(15) && c - b >= Duration::from_millis(35));
+
+    // Still loading after every retry: fall back, but the breaker stays closed.
+    oa.set_default(ACHAT, loading());
+    for round in 1..=2 {
+        let (_, rec) = ask(&r).await.unwrap();
+        assert_eq!(rec.provider, "ollama");
+        assert_eq!(
+            (rec.failures[0].kind, rec.failures[0].attempts),
+            (FailureKind::Starting, 3)
+        );
+        assert_eq!(oa.hits(ACHAT), 3 + 3 * round);
+    }
+    let b = breaker(&r, "oa:gpt-4o-mini");
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+}
+
+// §6 #15: tokens arrive, then a gap longer than idle_s: the attempt is abandoned, the partial
+// output discarded, and the request retried (every protocol's stream reader), then falls back.
+#[tokio::test]
+async fn an_idle_gap_after_the_first_token_aborts_and_retries() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    let an = LlmStub::start(Proto::Anthropic).await;
+    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let stall = || Step::Answer(Answer::new("partial then a stall").delay_between(2000));
+    let with_idle = |y: String| {
+        y.replace(
+            "defaults:\n  timeouts: {connect_s: 1,",
+            "defaults:\n  timeouts: {idle_s: 0.2, connect_s: 1,",
+        )
+    };
+    for (stub, target) in [
+        (&ollama, "ollama:qwen2.5:7b"),
+        (&oa, "oa:gpt-4o-mini"),
+        (&an, "an:claude-3-haiku-20240307"),
+    ] {
+        stub.script(stub.chat_path(), [stall(), Step::answer("complete answer")]);
+        let r = router(&with_idle(yaml(
+            &ollama.url(),
+            &oa.url(),
+            &extra,
+            &format!("  answer: {target}\n"),
+        )));
+        let started = Instant::now();
+        let (reply, rec) = ask(&r).await.unwrap();
+        assert_eq!(reply.text, "complete answer", "{target}");
+        assert_eq!(rec.attempts, 2, "{target}");
+        assert!(
+            rec.notes[0].contains("timeout") && rec.notes[0].contains("idle"),
+            "{target}: {:?}",
+            rec.notes
+        );
+        // Far below the 2 s gap and the 3 s first-token / 6 s total budgets.
+        assert!(started.elapsed() < Duration::from_millis(1800), "{target}");
+    }
+
+    // Stalls on every attempt: all 3 attempts abandoned, then the next target answers.
+    ollama.set_default(OCHAT, stall());
+    let r = router(&with_idle(yaml(&ollama.url(), &oa.url(), &extra, TWO)));
+    let before = ollama.hits(OCHAT);
+    let (reply, rec) = ask(&r).await.unwrap();
+    assert_eq!(
+        (reply.text.as_str(), rec.provider.as_str()),
+        ("stub answer", "oa")
+    );
+    let f = &rec.failures[0];
+    assert_eq!((f.kind, f.attempts), (FailureKind::Timeout, 3));
+    assert_eq!(ollama.hits(OCHAT) - before, 3);
+    assert!(f.error.contains("idle_s"), "{}", f.error);
+}
+
+// §6 #19: structured output cut off at max_tokens (Ollama done_reason length, OpenAI
+// finish_reason length, Anthropic stop_reason max_tokens) is asked again once on the same target
+// with twice the max_tokens; cut off again, the next target answers.
+#[tokio::test]
+async fn truncated_output_is_retried_once_with_more_tokens_then_falls_back() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    let an = LlmStub::start(Proto::Anthropic).await;
+    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let s = schema();
+    for (stub, target, reason, field) in [
+        (
+            &ollama,
+            "ollama:qwen2.5:7b",
+            "length",
+            "/options/num_predict",
+        ),
+        (&oa, "oa:gpt-4o-mini", "length", "/max_tokens"),
+        (
+            &an,
+            "an:claude-3-haiku-20240307",
+            "max_tokens",
+            "/max_tokens",
+        ),
+    ] {
+        let cut = || Step::Answer(Answer::new("{\"status\": \"Ye").done_reason(reason));
+        stub.script(
+            stub.chat_path(),
+            [cut(), Step::answer("{\"status\": \"Yes\"}")],
+        );
+        let r = router(&yaml(
+            &ollama.url(),
+            &oa.url(),
+            &extra,
+            &format!("  answer: {target}\n"),
+        ));
+        let (reply, rec) = r.chat(Task::Answer, &msgs(), Some(&s)).await.unwrap();
+        assert_eq!(reply.text, "{\"status\": \"Yes\"}", "{target}");
+        assert_eq!((rec.attempts, rec.repairs), (2, 0), "{target}");
+        let reqs = stub.requests();
+        let n = reqs.len();
+        assert_eq!(
+            reqs[n - 2].body.pointer(field),
+            Some(&json!(128)),
+            "{target}"
+        );
+        assert_eq!(
+            reqs[n - 1].body.pointer(field),
+            Some(&json!(256)),
+            "{target}"
+        );
+        assert!(rec.notes[0].contains("max_tokens"), "{:?}", rec.notes);
+    }
+
+    // Cut off twice: Truncated, next target, no breaker penalty.
+    ollama.set_default(
+        OCHAT,
+        Step::Answer(Answer::new("{\"status\": \"Ye").done_reason("length")),
+    );
+    oa.set_default(ACHAT, Step::answer("{\"status\": \"No\"}"));
+    let r = router(&touchy(&yaml(&ollama.url(), &oa.url(), "", TWO)));
+    let before = ollama.hits(OCHAT);
+    let (reply, rec) = r.chat(Task::Answer, &msgs(), Some(&s)).await.unwrap();
+    assert_eq!(
+        (reply.text.as_str(), rec.provider.as_str()),
+        ("{\"status\": \"No\"}", "oa")
+    );
+    let f = &rec.failures[0];
+    assert_eq!((f.kind, f.attempts), (FailureKind::Truncated, 2), "{f:?}");
+    assert_eq!(ollama.hits(OCHAT) - before, 2);
+    assert_eq!(
+        ollama.requests().last().unwrap().body["options"]["num_predict"],
+        256
+    );
+    let b = breaker(&r, "ollama:qwen2.5:7b");
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+}
+
+// §6 #20: an OpenAI refusal, a content_filter stop and an empty reply are `refused`: no retry,
+// fallback, no breaker penalty (the breakers here open after one counted failure).
+#[tokio::test]
+async fn refusals_and_empty_output_fall_back_without_breaker_penalty() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    let oa_first = "  answer: oa:gpt-4o-mini\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n";
+    let r = router(&touchy(&yaml(&ollama.url(), &oa.url(), "", oa_first)));
+    oa.script(
+        ACHAT,
+        [
+            openai_refusal("I'm sorry, I cannot assist with that request."),
+            Step::Answer(Answer::new("").done_reason("content_filter")),
+        ],
+    );
+    for why in ["cannot assist", "content filter"] {
+        let (reply, rec) = ask(&r).await.unwrap();
+        assert_eq!(
+            (reply.text.as_str(), rec.provider.as_str()),
+            ("stub answer", "ollama")
+        );
+        let f = &rec.failures[0];
+        assert_eq!((f.kind, f.attempts), (FailureKind::Refused, 1), "{f:?}");
+        assert!(f.error.contains(why), "{}", f.error);
+    }
+    assert_eq!(oa.hits(ACHAT), 2);
+    let b = breaker(&r, "oa:gpt-4o-mini");
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+
+    // Empty content from Ollama.
+    ollama.script(OCHAT, [Step::answer("")]);
+    let r = router(&touchy(&yaml(&ollama.url(), &oa.url(), "", TWO)));
+    let (_, rec) = ask(&r).await.unwrap();
+    assert_eq!(rec.provider, "oa");
+    let f = &rec.failures[0];
+    assert_eq!((f.kind, f.attempts), (FailureKind::Refused, 1), "{f:?}");
+    assert!(f.error.contains("empty output"), "{}", f.error);
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Closed);
+}
+
+// §6 #23: dropping the router future mid-request closes the connection (the server sees it, like
+// Ollama's 499), releases the concurrency permit, and nothing is retried afterwards.
+#[tokio::test]
+async fn cancelled_calls_close_the_connection_and_release_the_permit() {
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    ollama.script(OCHAT, [Step::Answer(Answer::new("slow").delay_first(5000))]);
+    // max_concurrency 1 (the default): a leaked permit would block every later call.
+    let r = router(&yaml(
+        &ollama.url(),
+        "http://127.0.0.1:9/v1",
+        "",
+        "  answer: ollama:qwen2.5:7b\n",
+    ));
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), ask(&r)).await;
+    assert!(cancelled.is_err(), "the slow call was still running");
+    let t = Instant::now();
+    while ollama.disconnects() == 0 && t.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ollama.disconnects(), 1, "the stub saw the connection close");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(ollama.hits(OCHAT), 1, "no retry after the cancel");
+
+    let started = Instant::now();
+    let (reply, rec) = tokio::time::timeout(Duration::from_secs(3), ask(&r))
+        .await
+        .expect("the permit of the cancelled call was released")
+        .unwrap();
+    assert_eq!((reply.text.as_str(), rec.attempts), ("stub answer", 1));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(ollama.hits(OCHAT), 2);
+    assert_eq!(breaker(&r, "ollama:qwen2.5:7b").consecutive_failures, 0);
+}
+
+fn config_error(y: &str) -> String {
+    RouterConfig::parse(y, Path::new("bad.yaml"))
+        .expect_err("config rejected")
+        .to_string()
+}
+
+const CFG_HEAD: &str = "providers:
+  ollama: {kind: ollama, base_url: 'http://127.0.0.1:11434'}
+  embedded: {kind: embedded}
+models:
+  'ollama:qwen2.5:7b': {capabilities: [chat, json_schema], num_ctx: 4096}
+  'ollama:tinyllama': {capabilities: [chat], num_ctx: 2048}
+  'ollama:tinyllama:latest': {capabilities: [chat], num_ctx: NCTX}
+task_models:
+  embed: embedded:all-minilm-l6-v2
+";
+
+// §6 #27: structured output on a model without json_schema, and one Ollama model with two
+// num_ctx values, are rejected at load with the line. (num_ctx is set per model, not per task,
+// so two tasks cannot ask for different values of one model key; the remaining ways, an alias
+// key `x` / `x:latest`, a duplicate key, num_ctx under task_parameters, are all rejected.)
+#[test]
+fn config_errors_name_the_line() {
+    let base = CFG_HEAD.replace("NCTX", "2048");
+    // answer (line 10) needs structured output.
+    let e = config_error(&format!(
+        "{base}  classify: ollama:qwen2.5:7b\n  answer: ollama:tinyllama\n"
+    ));
+    assert!(
+        e.contains("line 11") && e.contains("json_schema") && e.contains("ollama:tinyllama"),
+        "{e}"
+    );
+    // So does any task with an output_schema.
+    let e = config_error(&format!(
+        "{base}  classify: ollama:tinyllama\n  answer: ollama:qwen2.5:7b\n\
+         task_parameters:\n  classify: {{output_schema: {{type: object}}}}\n"
+    ));
+    assert!(e.contains("line 10") && e.contains("json_schema"), "{e}");
+    // Without output_schema classify may use it.
+    let ok = format!("{base}  classify: ollama:tinyllama\n  answer: ollama:qwen2.5:7b\n");
+    RouterConfig::parse(&ok, Path::new("ok.yaml")).unwrap();
+
+    // Two tasks on one Ollama model (`tinyllama` = `tinyllama:latest`) with different num_ctx.
+    let e = config_error(
+        &(CFG_HEAD.replace("NCTX", "8192")
+            + "  classify: ollama:tinyllama\n  answer: ollama:qwen2.5:7b\n  relevance: ollama:tinyllama:latest\n"),
+    );
+    assert!(
+        e.contains("line 7") && e.contains("num_ctx") && e.contains("2048"),
+        "{e}"
+    );
+    // A duplicate key and a per-task num_ctx are rejected too.
+    let e = config_error(&format!(
+        "{base}  classify: ollama:qwen2.5:7b\n  answer: ollama:qwen2.5:7b\n  answer: ollama:tinyllama\n"
+    ));
+    assert!(e.to_lowercase().contains("duplicate"), "{e}");
+    let e = config_error(&format!(
+        "{base}  classify: ollama:qwen2.5:7b\n  answer: ollama:qwen2.5:7b\n\
+         task_parameters:\n  answer: {{num_ctx: 8192}}\n"
+    ));
+    assert!(e.contains("num_ctx") && e.contains("line 13"), "{e}");
 }

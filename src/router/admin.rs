@@ -72,6 +72,7 @@ fn deadline(d: Duration) -> Deadlines {
     Deadlines {
         first_token: Some(at),
         total: Some(at),
+        idle: None,
     }
 }
 

@@ -85,6 +85,9 @@ pub struct Timeouts {
     /// The whole attempt.
     #[serde(default)]
     pub total_s: Option<f64>,
+    /// Longest gap between streamed chunks after the first token (a stalled decode).
+    #[serde(default)]
+    pub idle_s: Option<f64>,
 }
 
 impl Timeouts {
@@ -93,6 +96,7 @@ impl Timeouts {
             connect_s: self.connect_s.or(base.connect_s),
             first_token_s: self.first_token_s.or(base.first_token_s),
             total_s: self.total_s.or(base.total_s),
+            idle_s: self.idle_s.or(base.idle_s),
         }
     }
     pub fn connect(&self) -> Duration {
@@ -103,6 +107,9 @@ impl Timeouts {
     }
     pub fn total(&self) -> Option<Duration> {
         self.total_s.map(secs)
+    }
+    pub fn idle(&self) -> Option<Duration> {
+        self.idle_s.map(secs)
     }
 }
 
@@ -549,6 +556,7 @@ impl RouterConfig {
                 ));
             }
         }
+        self.check_num_ctx_aliases()?;
         for task in Task::REQUIRED {
             if !self.task_models.contains_key(&task) {
                 return Err(invalid(
@@ -608,6 +616,23 @@ impl RouterConfig {
                         format!("'{}' is not declared as a chat model", t.value),
                     ));
                 }
+                let structured = task == Task::Answer
+                    || self
+                        .task_parameters
+                        .get(&task)
+                        .is_some_and(|p| p.output_schema.is_some());
+                if structured && !caps.is_empty() && !caps.contains(&Capability::JsonSchema) {
+                    return Err(invalid(
+                        line,
+                        field,
+                        format!(
+                            "task '{}' needs structured output, but '{}' lacks the json_schema \
+                             capability in models",
+                            task.as_str(),
+                            t.value
+                        ),
+                    ));
+                }
                 if task == Task::Embed && p.value.kind == ProviderKind::Anthropic {
                     return Err(invalid(line, field, "Anthropic has no embeddings endpoint"));
                 }
@@ -633,6 +658,39 @@ impl RouterConfig {
                             other.value, first.value
                         ),
                     ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `num_ctx` lives on the model, so every task using a model shares it. Two `models` keys
+    /// can still name one Ollama model (`x` and `x:latest`): they must agree, or each call
+    /// would reload the model with the other context size.
+    fn check_num_ctx_aliases(&self) -> Result<(), Invalid> {
+        let mut seen: BTreeMap<(String, String), (&str, u32)> = BTreeMap::new();
+        for (key, m) in &self.models {
+            let (Ok(t), Some(n)) = (parse_target(key), m.value.num_ctx) else {
+                continue;
+            };
+            let model = if t.model.contains(':') {
+                t.model.clone()
+            } else {
+                format!("{}:latest", t.model)
+            };
+            match seen.get(&(t.provider.clone(), model.clone())) {
+                Some((other, n0)) if *n0 != n => {
+                    return Err(invalid(
+                        m.referenced.line(),
+                        format!("models.{key}.num_ctx"),
+                        format!(
+                            "{n} differs from num_ctx {n0} of '{other}', the same Ollama model; \
+                             one model must use one num_ctx (a change reloads it)"
+                        ),
+                    ));
+                }
+                _ => {
+                    seen.insert((t.provider, model), (key.as_str(), n));
                 }
             }
         }
@@ -710,6 +768,7 @@ fn check_timeouts(t: &Timeouts, line: u64, field: &str) -> Result<(), Invalid> {
         ("connect_s", t.connect_s),
         ("first_token_s", t.first_token_s),
         ("total_s", t.total_s),
+        ("idle_s", t.idle_s),
     ] {
         if let Some(v) = v
             && !(v.is_finite() && v > 0.0)

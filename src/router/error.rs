@@ -25,6 +25,8 @@ pub enum FailureKind {
     Overloaded,
     /// Ollama 503 "server busy … maximum pending requests exceeded".
     QueueFull,
+    /// 503 "Loading model" (llama.cpp `unavailable_error`): the server is starting. Transient.
+    Starting,
     /// 500 "out of memory" while loading a model.
     OutOfMemory,
     /// 404: the model is not pulled / does not exist.
@@ -37,6 +39,10 @@ pub enum FailureKind {
     StreamInterrupted,
     /// The output does not parse or does not match the schema.
     InvalidOutput,
+    /// Structured output cut off at `max_tokens` (`length` / `max_tokens` stop reason).
+    Truncated,
+    /// Empty output, a refusal or a content filter stop.
+    Refused,
     /// The target is cooling down (circuit breaker open); it was not called.
     CircuitOpen,
     /// The target is disabled by configuration or data policy; it was not called.
@@ -54,12 +60,15 @@ impl FailureKind {
             FailureKind::ServerError => "server error",
             FailureKind::Overloaded => "overloaded",
             FailureKind::QueueFull => "queue full",
+            FailureKind::Starting => "server starting",
             FailureKind::OutOfMemory => "out of memory",
             FailureKind::ModelNotFound => "model not available",
             FailureKind::BadRequest => "bad request",
             FailureKind::ContextWindow => "context window exceeded",
             FailureKind::StreamInterrupted => "stream interrupted",
             FailureKind::InvalidOutput => "invalid output",
+            FailureKind::Truncated => "output truncated",
+            FailureKind::Refused => "refused",
             FailureKind::CircuitOpen => "cooling down",
             FailureKind::Disabled => "disabled",
         }
@@ -72,6 +81,9 @@ impl FailureKind {
             FailureKind::BadRequest
                 | FailureKind::ContextWindow
                 | FailureKind::InvalidOutput
+                | FailureKind::Truncated
+                | FailureKind::Refused
+                | FailureKind::Starting
                 | FailureKind::CircuitOpen
                 | FailureKind::Disabled
         )
@@ -89,6 +101,12 @@ impl FailureKind {
         )
     }
 
+    /// Failures after which the target stays useless until someone acts: the breaker opens for
+    /// the longest cooldown (`cooldown.max_s`), not the growing first periods.
+    pub fn long_cooldown(self) -> bool {
+        matches!(self, FailureKind::OutOfMemory)
+    }
+
     /// Whether the retry layer may try the same target again (before config filters).
     pub fn retryable(self) -> bool {
         matches!(
@@ -99,6 +117,7 @@ impl FailureKind {
                 | FailureKind::ServerError
                 | FailureKind::Overloaded
                 | FailureKind::QueueFull
+                | FailureKind::Starting
                 | FailureKind::StreamInterrupted
         )
     }
@@ -187,20 +206,22 @@ pub fn classify_status(status: u16, body: &str, retry_after: Option<Duration>) -
                 FailureKind::Overloaded
             }
             (503, _) if lower.contains("maximum pending requests") => FailureKind::QueueFull,
-            (500, _)
-                if lower.contains("out of memory") || lower.contains("insufficient memory") =>
-            {
-                FailureKind::OutOfMemory
+            (503, _) if lower.contains("loading model") || ty_s == "unavailable_error" => {
+                FailureKind::Starting
             }
+            (500, _) if is_out_of_memory(&lower) => FailureKind::OutOfMemory,
             (502..=504, _) => FailureKind::Overloaded,
             (500..=599, _) => FailureKind::ServerError,
             _ => FailureKind::BadRequest,
         }
     };
-    let detail = match &ty {
+    let mut detail = match &ty {
         Some(t) => format!("HTTP {status} ({t}): {msg}"),
         None => format!("HTTP {status}: {msg}"),
     };
+    if kind == FailureKind::OutOfMemory {
+        detail.push_str(OOM_HINT);
+    }
     ProviderError::new(kind, detail)
         .with_status(status)
         .with_retry_after(retry_after)
@@ -219,14 +240,28 @@ pub fn classify_stream_error(error_json: &serde_json::Value) -> ProviderError {
         Some("invalid_request_error") => FailureKind::BadRequest,
         Some("authentication_error") | Some("permission_error") => FailureKind::AuthError,
         Some("not_found_error") => FailureKind::ModelNotFound,
-        _ if lower.contains("out of memory") => FailureKind::OutOfMemory,
+        _ if is_out_of_memory(&lower) => FailureKind::OutOfMemory,
         _ => FailureKind::ServerError,
     };
-    let detail = match ty {
+    let mut detail = match ty {
         Some(t) => format!("error inside a 200 stream ({t}): {msg}"),
         None => format!("error inside a 200 stream: {msg}"),
     };
+    if kind == FailureKind::OutOfMemory {
+        detail.push_str(OOM_HINT);
+    }
     ProviderError::new(kind, detail)
+}
+
+/// Appended to out-of-memory failures: what the operator can change.
+pub const OOM_HINT: &str = " (hint: the model does not fit in memory; lower its num_ctx in \
+    llm_models.yaml, lower OLLAMA_NUM_PARALLEL, or use a smaller model)";
+
+/// Ollama's model-load memory errors (`llm/status.go`, `server/sched.go`).
+fn is_out_of_memory(lower: &str) -> bool {
+    lower.contains("out of memory")
+        || lower.contains("insufficient memory")
+        || lower.contains("requires more system memory")
 }
 
 fn is_context_overflow(lower: &str) -> bool {
@@ -352,6 +387,20 @@ mod tests {
                 r#"{"error":"model requires more system memory: out of memory"}"#
             ),
             FailureKind::OutOfMemory
+        );
+        assert_eq!(
+            k(
+                500,
+                r#"{"error":"model requires more system memory (5.2 GiB) than is available (1.0 GiB)"}"#
+            ),
+            FailureKind::OutOfMemory
+        );
+        assert_eq!(
+            k(
+                503,
+                r#"{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}"#
+            ),
+            FailureKind::Starting
         );
         assert_eq!(k(500, "boom"), FailureKind::ServerError);
         assert_eq!(k(401, "{}"), FailureKind::AuthError);

@@ -4,9 +4,11 @@
 //! - `Budget`: per-attempt deadlines (first token, total) and the attempt counter.
 //! - `Concurrency`: per-provider semaphore (shared by the provider's targets).
 //! - `RateLimit`: per-provider requests/tokens per minute, by spacing call starts.
-//! - `Retry`: the only retry loop (backon exponential backoff + jitter, honours Retry-After).
+//! - `Retry`: the only retry loop (backon exponential backoff + jitter, honours Retry-After;
+//!   connection errors get one fast retry only).
 //! - `Breaker`: per-target circuit breaker; reopens only after a health probe succeeds.
-//! - `Validate`: structured output checked against the schema, one repair re-prompt.
+//! - `Validate`: empty/refused replies rejected; truncated structured output asked again once
+//!   with a larger `max_tokens`; invalid structured output gets one repair re-prompt.
 //!
 //! Fallback to the next target is not a layer: it is the router's loop over targets.
 
@@ -25,6 +27,31 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+/// The `Provider` methods a layer does not change, delegated to `self.inner` as they are.
+macro_rules! pass_through {
+    (models) => {
+        fn models<'a>(
+            &'a self,
+            deadlines: Deadlines,
+        ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
+            self.inner.models(deadlines)
+        }
+    };
+    (models, probe) => {
+        pass_through!(models);
+        pass_through!(@probe);
+    };
+    (@probe) => {
+        fn probe<'a>(
+            &'a self,
+            model: &'a str,
+            deadlines: Deadlines,
+        ) -> BoxFuture<'a, Result<(), ProviderError>> {
+            self.inner.probe(model, deadlines)
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Budget
 
@@ -33,6 +60,7 @@ pub struct Budget {
     inner: Arc<dyn Provider>,
     first_token: Option<Duration>,
     total: Option<Duration>,
+    idle: Option<Duration>,
 }
 
 impl Budget {
@@ -40,11 +68,13 @@ impl Budget {
         inner: Arc<dyn Provider>,
         first_token: Option<Duration>,
         total: Option<Duration>,
+        idle: Option<Duration>,
     ) -> Self {
         Self {
             inner,
             first_token,
             total,
+            idle,
         }
     }
 
@@ -57,6 +87,10 @@ impl Budget {
         Deadlines {
             first_token: min(self.first_token.map(|d| now + d), outer.first_token),
             total: min(self.total.map(|d| now + d), outer.total),
+            idle: match (self.idle, outer.idle) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -93,12 +127,7 @@ impl Provider for Budget {
         })
     }
 
-    fn models<'a>(
-        &'a self,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
-        self.inner.models(deadlines)
-    }
+    pass_through!(models);
 
     fn probe<'a>(
         &'a self,
@@ -154,20 +183,7 @@ impl Provider for Concurrency {
         })
     }
 
-    fn models<'a>(
-        &'a self,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
-        self.inner.models(deadlines)
-    }
-
-    fn probe<'a>(
-        &'a self,
-        model: &'a str,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        self.inner.probe(model, deadlines)
-    }
+    pass_through!(models, probe);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,20 +266,7 @@ impl Provider for RateLimit {
         })
     }
 
-    fn models<'a>(
-        &'a self,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
-        self.inner.models(deadlines)
-    }
-
-    fn probe<'a>(
-        &'a self,
-        model: &'a str,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        self.inner.probe(model, deadlines)
-    }
+    pass_through!(models, probe);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,6 +308,20 @@ impl Retry {
     }
 }
 
+/// Which failures the retry loop tries again. Connection errors get one fast retry only: a
+/// server that refuses or does not answer a connect will not be back within the backoff.
+fn retry_filter() -> impl FnMut(&ProviderError) -> bool {
+    let mut connect_failures = 0u32;
+    move |e| {
+        if e.kind == FailureKind::ConnectError {
+            connect_failures += 1;
+            connect_failures < 2
+        } else {
+            e.kind.retryable()
+        }
+    }
+}
+
 impl Provider for Retry {
     fn chat<'a>(
         &'a self,
@@ -314,7 +331,7 @@ impl Provider for Retry {
             (|| self.inner.chat(call))
                 .retry(self.backoff())
                 .sleep(tokio::time::sleep)
-                .when(|e: &ProviderError| e.kind.retryable())
+                .when(retry_filter())
                 .adjust(|e, d| self.adjust(e, d))
                 .notify(|e, d| {
                     call.meter
@@ -332,7 +349,7 @@ impl Provider for Retry {
             (|| self.inner.embed(call))
                 .retry(self.backoff())
                 .sleep(tokio::time::sleep)
-                .when(|e: &ProviderError| e.kind.retryable())
+                .when(retry_filter())
                 .adjust(|e, d| self.adjust(e, d))
                 .notify(|e, d| {
                     call.meter
@@ -342,20 +359,7 @@ impl Provider for Retry {
         })
     }
 
-    fn models<'a>(
-        &'a self,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
-        self.inner.models(deadlines)
-    }
-
-    fn probe<'a>(
-        &'a self,
-        model: &'a str,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        self.inner.probe(model, deadlines)
-    }
+    pass_through!(models, probe);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -500,6 +504,7 @@ impl Breaker {
         let deadlines = Deadlines {
             first_token: Some(now + self.probe_timeout),
             total: Some(now + self.probe_timeout),
+            idle: None,
         };
         let result = self.inner.probe(model, deadlines).await;
         let mut s = self.lock();
@@ -540,7 +545,12 @@ impl Breaker {
                     || told_to_wait
                     || s.consecutive >= self.cfg.consecutive_failures
                 {
-                    self.trip(&mut s, e.retry_after);
+                    let at_least = if e.kind.long_cooldown() {
+                        Some(Duration::from_secs_f64(self.cfg.max_s))
+                    } else {
+                        e.retry_after
+                    };
+                    self.trip(&mut s, at_least);
                 }
             }
             Some(_) => {}
@@ -573,28 +583,20 @@ impl Provider for Breaker {
         })
     }
 
-    fn models<'a>(
-        &'a self,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
-        self.inner.models(deadlines)
-    }
-
-    fn probe<'a>(
-        &'a self,
-        model: &'a str,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        self.inner.probe(model, deadlines)
-    }
+    pass_through!(models, probe);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Validate
 
-/// Checks structured output against the call's JSON schema. An invalid reply gets one repair
-/// re-prompt on the same target (the reply and the problem are shown to the model); a second
-/// invalid reply is an `InvalidOutput` failure, and the router moves on.
+/// Checks replies before they count as answers:
+/// - empty output, a refusal or a content-filter stop is `Refused` (the router moves on; no
+///   breaker penalty, since this layer sits outside the breaker);
+/// - structured output cut off at `max_tokens` (stop reason `length` / `max_tokens`) is asked
+///   again once on the same target with twice the `max_tokens` (at most
+///   `TRUNCATION_MAX_TOKENS_CAP`); cut off again, it is `Truncated`;
+/// - structured output that does not match the schema gets one repair re-prompt (the reply and
+///   the problem are shown to the model); a second invalid reply is `InvalidOutput`.
 pub struct Validate {
     inner: Arc<dyn Provider>,
 }
@@ -605,16 +607,49 @@ impl Validate {
     }
 }
 
-fn invalid(problem: String, r: &ChatResponse) -> ProviderError {
-    let cut = if matches!(
+/// Upper bound of the `max_tokens` used when retrying a truncated structured reply.
+pub const TRUNCATION_MAX_TOKENS_CAP: u32 = 4096;
+
+/// The reply stopped because it reached `max_tokens`.
+fn hit_limit(r: &ChatResponse) -> bool {
+    matches!(
         r.done_reason.as_deref(),
         Some("length") | Some("max_tokens")
-    ) {
+    )
+}
+
+fn invalid(problem: String, r: &ChatResponse) -> ProviderError {
+    let cut = if hit_limit(r) {
         " (the output hit max_tokens)"
     } else {
         ""
     };
     ProviderError::new(FailureKind::InvalidOutput, format!("{problem}{cut}"))
+}
+
+/// Empty output (unless cut by max_tokens), a refusal or a content filter: `Refused`.
+fn not_refused(r: ChatResponse) -> Result<ChatResponse, ProviderError> {
+    let why = match r.done_reason.as_deref() {
+        Some("content_filter") => Some("stopped by the content filter".to_string()),
+        Some("refusal") => Some("the model refused".to_string()),
+        _ if r.text.trim().is_empty() && !hit_limit(&r) => Some(format!(
+            "empty output (stop reason {})",
+            r.done_reason.as_deref().unwrap_or("none")
+        )),
+        _ => None,
+    };
+    match why {
+        Some(w) => Err(ProviderError::new(FailureKind::Refused, w)),
+        None => Ok(r),
+    }
+}
+
+fn summed(first: &ChatResponse, second: ChatResponse) -> ChatResponse {
+    ChatResponse {
+        prompt_tokens: first.prompt_tokens + second.prompt_tokens,
+        eval_tokens: first.eval_tokens + second.eval_tokens,
+        ..second
+    }
 }
 
 impl Provider for Validate {
@@ -623,17 +658,57 @@ impl Provider for Validate {
         call: &'a ChatCall<'a>,
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
         Box::pin(async move {
+            let first = not_refused(self.inner.chat(call).await?)?;
             let Some(schema) = call.req.json_schema else {
-                return self.inner.chat(call).await;
+                return Ok(first);
             };
-            let first = self.inner.chat(call).await?;
-            let problem = match super::validate::check_output(schema, &first.text) {
+            let mut problem = match super::validate::check_output(schema, &first.text) {
                 Ok(_) => return Ok(first),
                 Err(p) => p,
             };
+            let mut first = first;
+            let mut req = call.req.clone();
+            if hit_limit(&first) {
+                let bigger = req
+                    .max_tokens
+                    .saturating_mul(2)
+                    .min(TRUNCATION_MAX_TOKENS_CAP.max(req.max_tokens));
+                if bigger <= req.max_tokens {
+                    return Err(ProviderError::new(
+                        FailureKind::Truncated,
+                        format!(
+                            "structured output cut off at max_tokens {}: {problem}",
+                            req.max_tokens
+                        ),
+                    ));
+                }
+                call.meter.note(format!(
+                    "output cut off at max_tokens {}; asking again with {bigger}",
+                    req.max_tokens
+                ));
+                req.max_tokens = bigger;
+                let again = ChatCall {
+                    model: call.model,
+                    req: req.clone(),
+                    deadlines: call.deadlines,
+                    meter: call.meter,
+                };
+                let second = not_refused(self.inner.chat(&again).await?)?;
+                problem = match super::validate::check_output(schema, &second.text) {
+                    Ok(_) => return Ok(summed(&first, second)),
+                    Err(p) if hit_limit(&second) => {
+                        return Err(ProviderError::new(
+                            FailureKind::Truncated,
+                            format!("structured output cut off at max_tokens {bigger}: {p}"),
+                        ));
+                    }
+                    Err(p) => p,
+                };
+                first = summed(&first, second);
+            }
             tracing::debug!(model = call.model, %problem, "invalid structured output; one repair attempt");
             call.meter.repair();
-            let mut messages: Vec<ChatMessage> = call.req.messages.to_vec();
+            let mut messages: Vec<ChatMessage> = req.messages.to_vec();
             messages.push(ChatMessage {
                 role: Role::Assistant,
                 content: first.text.clone(),
@@ -646,18 +721,14 @@ impl Provider for Validate {
                 model: call.model,
                 req: ChatRequest {
                     messages: &messages,
-                    ..call.req.clone()
+                    ..req
                 },
                 deadlines: call.deadlines,
                 meter: call.meter,
             };
             let second = self.inner.chat(&repair).await?;
             match super::validate::check_output(schema, &second.text) {
-                Ok(_) => Ok(ChatResponse {
-                    prompt_tokens: first.prompt_tokens + second.prompt_tokens,
-                    eval_tokens: first.eval_tokens + second.eval_tokens,
-                    ..second
-                }),
+                Ok(_) => Ok(summed(&first, second)),
                 Err(p) => Err(invalid(
                     format!("invalid structured output after one repair: {p}"),
                     &second,
@@ -673,18 +744,5 @@ impl Provider for Validate {
         self.inner.embed(call)
     }
 
-    fn models<'a>(
-        &'a self,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<Vec<String>, ProviderError>> {
-        self.inner.models(deadlines)
-    }
-
-    fn probe<'a>(
-        &'a self,
-        model: &'a str,
-        deadlines: Deadlines,
-    ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        self.inner.probe(model, deadlines)
-    }
+    pass_through!(models, probe);
 }

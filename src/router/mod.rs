@@ -198,7 +198,8 @@ impl Router {
                     Ok(b) => (b.clone(), None),
                     Err(why) => (Arc::new(Unavailable(why.clone())), Some(why.clone())),
                 };
-            let budget: Arc<dyn Provider> = Arc::new(Budget::new(base, t.first_token(), t.total()));
+            let budget: Arc<dyn Provider> =
+                Arc::new(Budget::new(base, t.first_token(), t.total(), t.idle()));
             let limited: Arc<dyn Provider> = Arc::new(Concurrency::new(budget, sem));
             let limited: Arc<dyn Provider> = if limiter.is_active() {
                 Arc::new(RateLimit::new(limited, limiter))

@@ -293,7 +293,7 @@ async fn read_chat_stream(
     let mut got_token = false;
     loop {
         let (deadline, what) = if got_token {
-            (deadlines.total, "stream not finished")
+            deadlines.next_chunk()
         } else {
             (deadlines.before_first_token(), "no first token")
         };

@@ -63,7 +63,7 @@ impl OpenAi {
             .and_then(|r| r.as_str())
         {
             return Err(ProviderError::new(
-                FailureKind::InvalidOutput,
+                FailureKind::Refused,
                 format!("the model refused: {r}"),
             ));
         }
@@ -144,7 +144,7 @@ async fn read_sse(
     let mut got_token = false;
     loop {
         let (deadline, what) = if got_token {
-            (deadlines.total, "stream not finished")
+            deadlines.next_chunk()
         } else {
             (deadlines.before_first_token(), "no first token")
         };
@@ -186,7 +186,7 @@ async fn read_sse(
             .and_then(|r| r.as_str())
         {
             return Err(ProviderError::new(
-                FailureKind::InvalidOutput,
+                FailureKind::Refused,
                 format!("the model refused: {r}"),
             ));
         }

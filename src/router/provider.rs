@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One chat call as providers see it.
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct Deadlines {
     pub first_token: Option<Instant>,
     /// The attempt must be complete by then.
     pub total: Option<Instant>,
+    /// Longest gap between streamed chunks once the first token has arrived.
+    pub idle: Option<Duration>,
 }
 
 impl Deadlines {
@@ -53,6 +55,20 @@ impl Deadlines {
         match (self.first_token, self.total) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// The deadline of the next chunk after the first token (idle gap or total, the earlier),
+    /// and what missing it means.
+    pub fn next_chunk(&self) -> (Option<Instant>, &'static str) {
+        let idle = self.idle.map(|d| Instant::now() + d);
+        match (idle, self.total) {
+            (Some(i), Some(t)) if t <= i => (Some(t), "stream not finished"),
+            (Some(i), _) => (
+                Some(i),
+                "no new token during the idle_s gap (stalled decode)",
+            ),
+            (None, t) => (t, "stream not finished"),
         }
     }
 }

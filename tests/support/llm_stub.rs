@@ -4,8 +4,10 @@
 //! scripted latency (before headers, before the first token, between tokens), parallel capacity
 //! with a bounded queue (503 when full, like OLLAMA_MAX_QUEUE), and faults (reset, 404 model
 //! missing, any status with headers, cut streams, error lines inside a 200 stream, truncation via
-//! `prompt_eval_count`). `stop()` closes the port (connection refused), `restart()` reopens it.
-//! Every request is recorded. Not a general HTTP server: one request per connection.
+//! `prompt_eval_count`). `stop()` closes the port (connection refused), `restart()` reopens it;
+//! `Blackhole` gives an address whose connects hang (full accept queue). Every request is
+//! recorded, and so is a client closing the connection during a scripted delay
+//! (`disconnects()`, Ollama's 499). Not a general HTTP server: one request per connection.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -179,6 +181,7 @@ struct State {
     waiting: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    disconnects: AtomicUsize,
     dims: usize,
 }
 
@@ -225,6 +228,7 @@ impl Builder {
             waiting: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            disconnects: AtomicUsize::new(0),
             dims: self.dims,
         });
         let handle = tokio::spawn(accept_loop(listener, state.clone()));
@@ -310,6 +314,11 @@ impl LlmStub {
         self.state.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Connections the client closed while the stub was still answering (during a delay).
+    pub fn disconnects(&self) -> usize {
+        self.state.disconnects.load(Ordering::SeqCst)
+    }
+
     /// Closes the listening socket: new connections are refused.
     pub fn stop(&self) {
         if let Some(h) = self.accept.lock().unwrap().take() {
@@ -345,6 +354,64 @@ impl LlmStub {
 impl Drop for LlmStub {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A loopback address whose TCP connects hang until the client's connect timeout: a listener
+/// with a full accept queue (backlog 0, one connection held and never accepted) drops SYNs.
+/// Non-routable addresses (10.255.255.1) are not used: sandboxes and CI proxies may answer them.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _filler: std::net::TcpStream,
+}
+
+impl Blackhole {
+    pub fn start() -> Blackhole {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let listener = sock.listen(0).unwrap();
+        let filler = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap();
+        Blackhole {
+            addr,
+            _listener: listener,
+            _filler: filler,
+        }
+    }
+}
+
+/// OpenAI's structured-output refusal (non-streamed reply with `message.refusal`).
+pub fn openai_refusal(message: &str) -> Step {
+    Step::status(
+        200,
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1741569952, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": message, "annotations": []},
+                         "logprobs": null, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29}}),
+    )
+}
+
+/// Waits `d`, or fails early if the client closes the connection meanwhile.
+async fn pause(sock: &mut TcpStream, d: Duration) -> std::io::Result<()> {
+    if d.is_zero() {
+        return Ok(());
+    }
+    let until = tokio::time::Instant::now() + d;
+    let mut buf = [0u8; 64];
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return Ok(()),
+            r = sock.read(&mut buf) => match r {
+                Ok(0) | Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "client closed the connection",
+                    ));
+                }
+                Ok(_) => {}
+            },
+        }
     }
 }
 
@@ -657,6 +724,11 @@ async fn respond(sock: &mut TcpStream, state: &State, path: &str, req: &Value, s
         }
         Step::Answer(a) => answer(sock, state.proto, path, req, a).await,
     };
+    if r.as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionAborted)
+    {
+        state.disconnects.fetch_add(1, Ordering::SeqCst);
+    }
     // A cut stream returns an error: no orderly shutdown then.
     if r.is_ok() {
         let _ = sock.shutdown().await;
@@ -694,7 +766,7 @@ async fn answer(
     req: &Value,
     a: Answer,
 ) -> std::io::Result<()> {
-    tokio::time::sleep(a.delay_headers).await;
+    pause(sock, a.delay_headers).await?;
     // Ollama: an empty message list loads the model (warm-up).
     if proto == Proto::Ollama
         && path == "/api/chat"
@@ -720,7 +792,7 @@ async fn answer(
     let tool = proto == Proto::Anthropic && req.get("tool_choice").is_some();
     let model = req["model"].as_str().unwrap_or("").to_string();
     if !stream {
-        tokio::time::sleep(a.delay_first).await;
+        pause(sock, a.delay_first).await?;
         let body = match proto {
             Proto::Ollama => json!({"model": model, "created_at": "2024-12-06T00:46:58.265747Z",
                 "message": {"role": "assistant", "content": a.text}, "done_reason": a.done_reason.as_deref().unwrap_or("stop"), "done": true,
@@ -781,7 +853,7 @@ async fn answer(
             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}], "usage": null});
         chunk(sock, &format!("data: {first}\n\n")).await?;
     }
-    tokio::time::sleep(a.delay_first).await;
+    pause(sock, a.delay_first).await?;
     for (i, piece) in pieces(&a.text).iter().enumerate() {
         if a.cut_after == Some(i) {
             // Cut: no terminating chunk, connection reset.
@@ -798,7 +870,7 @@ async fn answer(
             return sock.write_all(b"0\r\n\r\n").await;
         }
         if i > 0 {
-            tokio::time::sleep(a.delay_between).await;
+            pause(sock, a.delay_between).await?;
         }
         let line = match proto {
             Proto::Ollama => {
