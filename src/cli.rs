@@ -700,6 +700,15 @@ async fn models(g: &Global, command: ModelsCommand) -> Result<()> {
     }
 }
 
+/// The name a unit enum has in `--json` output (`choice`, `merged_non_anchor`), so the text
+/// and JSON forms of `inspect` use the same words.
+fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// `rfpq inspect` as text: per sheet its verdict, every question with its slots, skipped cells
 /// with their reason, and a count of the other rows by kind.
 fn inspect_text(q: &crate::workbook::Questionnaire) -> String {
@@ -726,10 +735,7 @@ fn inspect_text(q: &crate::workbook::Questionnaire) -> String {
                 .slots
                 .iter()
                 .map(|sl| {
-                    let kind = serde_json::to_value(sl.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
+                    let kind = wire_name(&sl.kind);
                     if sl.choices.is_empty() {
                         format!("{} {kind}", sl.cell)
                     } else {
@@ -750,20 +756,14 @@ fn inspect_text(q: &crate::workbook::Questionnaire) -> String {
                 slots.join(", ")
             );
             for sk in s.skipped_in_row(qu.row) {
-                let reason = serde_json::to_value(sk.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let reason = wire_name(&sk.reason);
                 let _ = writeln!(out, "             skipped {} ({reason})", sk.cell);
             }
         }
         if !s.other_rows.is_empty() {
             let mut kinds: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
             for o in &s.other_rows {
-                let kind = serde_json::to_value(o.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let kind = wire_name(&o.kind);
                 kinds.entry(kind).or_default().push(o.row);
             }
             let parts: Vec<String> = kinds
