@@ -16,7 +16,7 @@ use super::config::{CooldownConfig, RetryConfig};
 use super::error::{FailureKind, ProviderError};
 use super::http::with_deadline;
 use super::provider::{
-    ChatCall, ChatRequest, ChatResponse, Deadlines, EmbedCall, EmbedResponse, Provider,
+    CallMeter, ChatCall, ChatRequest, ChatResponse, Deadlines, EmbedCall, EmbedResponse, Provider,
     estimate_tokens,
 };
 use super::types::{ChatMessage, Role};
@@ -322,41 +322,39 @@ fn retry_filter() -> impl FnMut(&ProviderError) -> bool {
     }
 }
 
+impl Retry {
+    /// Runs `op` until it succeeds, fails with a kind that is not retried, or runs out of
+    /// attempts; each wait is noted on the call's meter.
+    async fn attempts<T, Fut>(
+        &self,
+        meter: &CallMeter,
+        op: impl FnMut() -> Fut,
+    ) -> Result<T, ProviderError>
+    where
+        Fut: std::future::Future<Output = Result<T, ProviderError>>,
+    {
+        op.retry(self.backoff())
+            .sleep(tokio::time::sleep)
+            .when(retry_filter())
+            .adjust(|e, d| self.adjust(e, d))
+            .notify(|e, d| meter.note(format!("retry after {} ms: {e}", d.as_millis())))
+            .await
+    }
+}
+
 impl Provider for Retry {
     fn chat<'a>(
         &'a self,
         call: &'a ChatCall<'a>,
     ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
-        Box::pin(async move {
-            (|| self.inner.chat(call))
-                .retry(self.backoff())
-                .sleep(tokio::time::sleep)
-                .when(retry_filter())
-                .adjust(|e, d| self.adjust(e, d))
-                .notify(|e, d| {
-                    call.meter
-                        .note(format!("retry after {} ms: {e}", d.as_millis()))
-                })
-                .await
-        })
+        Box::pin(self.attempts(call.meter, || self.inner.chat(call)))
     }
 
     fn embed<'a>(
         &'a self,
         call: &'a EmbedCall<'a>,
     ) -> BoxFuture<'a, Result<EmbedResponse, ProviderError>> {
-        Box::pin(async move {
-            (|| self.inner.embed(call))
-                .retry(self.backoff())
-                .sleep(tokio::time::sleep)
-                .when(retry_filter())
-                .adjust(|e, d| self.adjust(e, d))
-                .notify(|e, d| {
-                    call.meter
-                        .note(format!("retry after {} ms: {e}", d.as_millis()))
-                })
-                .await
-        })
+        Box::pin(self.attempts(call.meter, || self.inner.embed(call)))
     }
 
     pass_through!(models, probe);
