@@ -76,8 +76,9 @@ enum Command {
     /// Validate a workbook and queue it.
     Submit {
         file: PathBuf,
+        /// A KB directory (published to Redis for the workers) or a published KB name.
         #[arg(long)]
-        kb: Option<PathBuf>,
+        kb: Option<String>,
         /// Rows per batch job.
         #[arg(long, default_value_t = crate::submit::DEFAULT_BATCH_SIZE)]
         batch_size: usize,
@@ -172,14 +173,40 @@ enum ModelsCommand {
 
 #[derive(Subcommand)]
 enum KbCommand {
-    /// Build a knowledge base from documents (.md, .txt).
+    /// Add or update documents (.md, .txt, .html, .pdf, .docx) and answered questionnaires
+    /// (.xlsx, .xlsm, .xls, .ods) in a knowledge base; unchanged files are not re-read.
     Ingest {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         #[arg(long)]
         kb: PathBuf,
+        /// Start from an empty KB (needed after changing the embedding model).
+        #[arg(long)]
+        rebuild: bool,
+        /// Vector storage: f32, f16 (half the memory) or i8 (a quarter).
+        #[arg(long)]
+        quantization: Option<crate::kb::Quantization>,
+        /// Do not read or write the on-disk embedding cache.
+        #[arg(long)]
+        no_cache: bool,
+        #[arg(long)]
+        json: bool,
     },
-    /// Search a knowledge base.
+    /// Remove sources (by name as `kb stats` lists them, or by file name).
+    Remove {
+        #[arg(long)]
+        kb: PathBuf,
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
+    /// What a knowledge base holds.
+    Stats {
+        #[arg(long)]
+        kb: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search a knowledge base (hybrid: vectors + keywords, answer library first).
     Search {
         #[arg(long)]
         kb: PathBuf,
@@ -189,6 +216,28 @@ enum KbCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Recall@k and MRR of labelled questions (JSONL: {"question", "expected": [source]}).
+    Eval {
+        #[arg(long)]
+        kb: PathBuf,
+        labels: PathBuf,
+        #[arg(short, default_value_t = 3)]
+        k: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish the current snapshot for workers on other machines: to Redis, or with --dir
+    /// to a shared directory.
+    Publish {
+        kb: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// A shared directory instead of Redis.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Published knowledge bases in Redis and their current versions.
+    List,
 }
 
 fn init_logging(format: &str, default: &str) {
@@ -286,10 +335,6 @@ pub async fn run(cli: Cli) -> Result<()> {
             batch_size,
             wait,
         } => {
-            let kb = kb.map(|p| absolute(&p)).transpose()?;
-            if let Some(kb) = &kb {
-                KnowledgeBase::read_meta(Path::new(kb))?;
-            }
             let queue = RfpQueue::connect(queue_config(&g)).await?;
             let submitted =
                 crate::submit::submit_file(&queue, &file, kb.as_deref(), batch_size).await?;
@@ -453,43 +498,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Kb { command } => match command {
-            KbCommand::Ingest { inputs, kb } => {
-                let router = load_router(&g)?;
-                let report = kb::ingest(&router, &inputs, &kb).await?;
-                println!(
-                    "ingested {} chunks from {} documents into {} ({}, {} dimensions)",
-                    report.chunks,
-                    report.sources,
-                    kb.display(),
-                    report.embed_model,
-                    report.dimensions
-                );
-                Ok(())
-            }
-            KbCommand::Search { kb, query, k, json } => {
-                let router = load_router(&g)?;
-                let base = KnowledgeBase::open(&kb)?;
-                let hits = base.search(&router, &query, k).await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&hits)?);
-                } else {
-                    for h in hits {
-                        println!(
-                            "{:.3}  {}  {}",
-                            h.score,
-                            h.source,
-                            h.text
-                                .replace('\n', " ")
-                                .chars()
-                                .take(100)
-                                .collect::<String>()
-                        );
-                    }
-                }
-                Ok(())
-            }
-        },
+        Command::Kb { command } => kb_command(&g, command).await,
     }
 }
 
@@ -552,8 +561,9 @@ fn status_json(st: &JobStatus) -> serde_json::Value {
     v
 }
 
-fn status_line(st: &JobStatus) -> String {
-    let mut s = format!(
+/// The first status line: id, state, progress, file.
+fn status_head(st: &JobStatus) -> String {
+    format!(
         "{}  {}  {}/{} rows  ({} failed, {} need review)  {}",
         st.id,
         st.state.as_str(),
@@ -562,13 +572,30 @@ fn status_line(st: &JobStatus) -> String {
         st.rows_failed,
         st.needs_review,
         st.file_name
-    );
-    if let Some(r) = &st.reason {
-        s.push_str(&format!("\n  reason: {r}"));
+    )
+}
+
+/// The indented lines under it that do not change while a job runs.
+fn status_details(st: &JobStatus) -> String {
+    let mut s = String::new();
+    if let Some(kb) = &st.kb {
+        s.push_str(&format!(
+            "\n  knowledge base: {kb} (version {})",
+            st.kb_version.as_deref().unwrap_or("unpinned")
+        ));
     }
     for w in &st.warnings {
         s.push_str(&format!("\n  warning: {w}"));
     }
+    s
+}
+
+fn status_line(st: &JobStatus) -> String {
+    let mut s = status_head(st);
+    if let Some(r) = &st.reason {
+        s.push_str(&format!("\n  reason: {r}"));
+    }
+    s.push_str(&status_details(st));
     s
 }
 
@@ -814,12 +841,19 @@ async fn watch(queue: &RfpQueue, id: &str, quiet: bool) -> Result<JobStatus> {
     let mut last = String::new();
     loop {
         let st = queue.status(id).await?;
-        let line = status_line(&st);
+        let line = status_head(&st);
         if !quiet && line != last {
-            eprintln!("{line}");
+            if last.is_empty() {
+                eprintln!("{line}{}", status_details(&st));
+            } else {
+                eprintln!("{line}");
+            }
             last = line;
         }
         if st.state.is_final() {
+            if !quiet && let Some(r) = &st.reason {
+                eprintln!("  reason: {r}");
+            }
             return Ok(st);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -885,7 +919,7 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
     let kb_dir = out.join("kb");
     eprintln!("building the knowledge base from the bundled answer bank…");
     let started = std::time::Instant::now();
-    let report = kb::ingest(&router, &[docs], &kb_dir).await?;
+    let report = kb::ingest(&router, &[docs], &kb_dir, &kb::IngestOptions::default()).await?;
     eprintln!(
         "  {} chunks from {} documents ({}) in {:.1} s",
         report.chunks,
@@ -951,4 +985,229 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+async fn kb_command(g: &Global, command: KbCommand) -> Result<()> {
+    match command {
+        KbCommand::Ingest {
+            inputs,
+            kb,
+            rebuild,
+            quantization,
+            no_cache,
+            json,
+        } => {
+            let router = load_router(g)?;
+            let opts = kb::IngestOptions {
+                rebuild,
+                quantization,
+                embed_cache: if no_cache {
+                    None
+                } else {
+                    kb::IngestOptions::default().embed_cache
+                },
+                progress: !json,
+            };
+            let r = kb::ingest(&router, &inputs, &kb, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
+            if r.unchanged {
+                println!(
+                    "{}: unchanged (version {}, {} sources, {} chunks)",
+                    kb.display(),
+                    r.version,
+                    r.sources,
+                    r.chunks
+                );
+            } else {
+                println!(
+                    "{}: version {} — {} sources, {} chunks ({} answer-library records); {} added, {} updated, {} unchanged; {} embedded, {} vectors reused ({}, {} dimensions, {:?})",
+                    kb.display(),
+                    r.version,
+                    r.sources,
+                    r.chunks,
+                    r.answers,
+                    r.added.len(),
+                    r.updated.len(),
+                    r.unchanged_files,
+                    r.embedded,
+                    r.reused_vectors,
+                    r.embed_model,
+                    r.dimensions,
+                    r.quantization
+                );
+            }
+            if !r.skipped.is_empty() {
+                println!("{} file(s) skipped:", r.skipped.len());
+                for s in &r.skipped {
+                    println!("  {}: {}", s.path, s.reason);
+                }
+            }
+            Ok(())
+        }
+        KbCommand::Remove { kb, sources } => {
+            let r = tokio::task::spawn_blocking(move || kb::remove(&kb, &sources)).await??;
+            println!(
+                "removed {}; version {} has {} sources, {} chunks",
+                r.removed.join(", "),
+                r.version,
+                r.sources,
+                r.chunks
+            );
+            Ok(())
+        }
+        KbCommand::Stats { kb, json } => {
+            let base = tokio::task::spawn_blocking(move || KnowledgeBase::open(&kb)).await??;
+            let st = base.stats();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+                return Ok(());
+            }
+            println!(
+                "version {}  ({}, {} dimensions, {:?})\n{} sources, {} chunks, {} answer-library records\nindex {:.1} MiB on disk (memory-mapped; {:.1} MiB allocated)\n{}",
+                st.version,
+                st.embed_model,
+                st.dimensions,
+                st.quantization,
+                st.sources,
+                st.chunks,
+                st.answers,
+                st.index_bytes as f64 / 1048576.0,
+                st.index_memory_bytes as f64 / 1048576.0,
+                st.path.display()
+            );
+            for s in &st.by_source {
+                println!(
+                    "  {:<60} {:>5} chunks {:>4} answers  {:?}",
+                    s.name, s.chunks, s.answers, s.kind
+                );
+            }
+            Ok(())
+        }
+        KbCommand::Search { kb, query, k, json } => {
+            let router = load_router(g)?;
+            let base = tokio::task::spawn_blocking(move || KnowledgeBase::open(&kb)).await??;
+            let hits = base.search(&router, &query, k).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hits)?);
+                return Ok(());
+            }
+            for h in hits {
+                let place = match (&h.heading, h.page) {
+                    (Some(hd), Some(p)) => format!(" [{hd}, p. {p}]"),
+                    (Some(hd), None) => format!(" [{hd}]"),
+                    (None, Some(p)) => format!(" [p. {p}]"),
+                    (None, None) => String::new(),
+                };
+                let kind = if h.library_match {
+                    "LIBRARY"
+                } else if h.kind == kb::RecordKind::Answer {
+                    "answer"
+                } else {
+                    "doc"
+                };
+                println!(
+                    "{:.3}  {kind:<7} {}{place}\n       {}",
+                    h.score,
+                    h.source,
+                    one_line(&h.text, 110)
+                );
+            }
+            Ok(())
+        }
+        KbCommand::Eval {
+            kb,
+            labels,
+            k,
+            json,
+        } => {
+            let router = load_router(g)?;
+            let base = tokio::task::spawn_blocking(move || KnowledgeBase::open(&kb)).await??;
+            base.check_model(&router)?;
+            let labels = kb::eval::read_labels(&labels)?;
+            let r = kb::eval::evaluate(&base, &router, &labels, k.max(1)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
+            let cuts: Vec<String> = r
+                .recall
+                .iter()
+                .map(|c| format!("recall@{} {:.3}", c.k, c.recall))
+                .collect();
+            println!(
+                "{} questions, KB version {}: recall@{} = {:.3}, MRR = {:.3}\n{}",
+                r.questions,
+                r.kb_version,
+                r.k,
+                r.recall_at_k,
+                r.mrr,
+                cuts.join(", ")
+            );
+            for m in &r.misses {
+                println!(
+                    "  miss (rank {}): {}\n    expected {}; got {}",
+                    m.rank.map_or("-".to_string(), |r| r.to_string()),
+                    m.question,
+                    m.expected.join(" | "),
+                    m.top.join(", ")
+                );
+            }
+            Ok(())
+        }
+        KbCommand::Publish { kb, name, dir } => {
+            let r = match dir {
+                Some(shared) => {
+                    tokio::task::spawn_blocking(move || {
+                        kb::publish::publish_dir(&kb, &shared, &name)
+                    })
+                    .await??
+                }
+                None => {
+                    let queue = RfpQueue::connect(queue_config(g)).await?;
+                    kb::publish::publish_redis(&queue, &kb, Some(&name)).await?
+                }
+            };
+            println!(
+                "published {} as '{}' version {} to {} ({})",
+                if r.uploaded {
+                    "the snapshot"
+                } else {
+                    "(already stored)"
+                },
+                r.name,
+                r.version,
+                r.target,
+                if r.uploaded {
+                    format!("{:.1} MiB", r.bytes as f64 / 1048576.0)
+                } else {
+                    "name moved only".to_string()
+                }
+            );
+            Ok(())
+        }
+        KbCommand::List => {
+            let queue = RfpQueue::connect(queue_config(g)).await?;
+            let names = queue.kb_names().await?;
+            if names.is_empty() {
+                println!("no knowledge base is published (rfpq kb publish DIR --name NAME)");
+            }
+            for (name, version) in names {
+                println!("{name}\t{version}");
+            }
+            Ok(())
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The queue boundary: BullMQ (`bullmq-official`, pinned) for job state, plus rfpq's own keys
 //! for workbook bytes, the detected plan, per-row checkpoints and results — all under one
-//! hash-tagged prefix so Redis Cluster keeps them in one slot. Nothing else talks to Redis.
+//! hash-tagged prefix so Redis Cluster keeps them in one slot — and the published knowledge-base
+//! snapshots workers fetch (`kb:*`). Nothing else talks to Redis.
 
 use crate::pipeline::RowOutcome;
 use crate::workbook::{QuestionRow, SourceFormat};
@@ -22,6 +23,8 @@ pub const JOB_BATCH: &str = "batch";
 pub const JOB_ASSEMBLE: &str = "assemble";
 /// How long a job's files, checkpoints and status are kept (7 days).
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Size of the pieces a published KB snapshot file is stored in.
+pub const KB_PIECE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Where the queue lives.
 #[derive(Debug, Clone)]
@@ -101,6 +104,14 @@ impl JobPhase {
     }
 }
 
+/// The knowledge base a job uses: what the user named (a path or a published name) and the
+/// snapshot version pinned at submit time (workers fetch exactly that version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KbRef {
+    pub name: String,
+    pub version: String,
+}
+
 /// What `rfpq status` shows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobStatus {
@@ -113,6 +124,8 @@ pub struct JobStatus {
     pub needs_review: u64,
     pub reason: Option<String>,
     pub kb: Option<String>,
+    /// The KB snapshot version the job uses.
+    pub kb_version: Option<String>,
     /// Format of the submitted file (`xlsx`, `xlsm`, `xls`, `ods`).
     pub source_format: String,
     pub warnings: Vec<String>,
@@ -227,7 +240,7 @@ impl RfpQueue {
         &self,
         file_name: &str,
         bytes: &[u8],
-        kb: Option<&str>,
+        kb: Option<&KbRef>,
         batch_size: usize,
     ) -> Result<String, QueueError> {
         self.submit_loaded(file_name, bytes, kb, batch_size, SourceFormat::Xlsx, &[])
@@ -241,7 +254,7 @@ impl RfpQueue {
         &self,
         file_name: &str,
         bytes: &[u8],
-        kb: Option<&str>,
+        kb: Option<&KbRef>,
         batch_size: usize,
         format: SourceFormat,
         warnings: &[String],
@@ -259,7 +272,8 @@ impl RfpQueue {
             ("rows_done", "0".into()),
         ];
         if let Some(kb) = kb {
-            fields.push(("kb", kb.into()));
+            fields.push(("kb", kb.name.clone()));
+            fields.push(("kb_version", kb.version.clone()));
         }
         fields.push(("source_format", format.as_str().into()));
         if !warnings.is_empty() {
@@ -487,6 +501,173 @@ impl RfpQueue {
             .await?)
     }
 
+    fn kb_key(&self, part: &str) -> String {
+        format!("{}:kb:{part}", self.cfg.prefix)
+    }
+
+    /// Whether the snapshot `version` is stored completely (its meta is written last).
+    pub async fn kb_has(&self, version: &str) -> Result<bool, QueueError> {
+        Ok(self
+            .conn
+            .clone()
+            .exists(self.kb_key(&format!("snap:{version}:meta")))
+            .await?)
+    }
+
+    /// Every key of a stored snapshot, given its files as (name, pieces).
+    fn kb_version_keys(&self, version: &str, files: &[(String, usize)]) -> Vec<String> {
+        let mut keys = vec![self.kb_key(&format!("snap:{version}:meta"))];
+        for (file, pieces) in files {
+            keys.extend((0..*pieces).map(|n| self.kb_key(&format!("snap:{version}:{file}:{n}"))));
+        }
+        keys
+    }
+
+    /// Stores a KB snapshot (immutable, content-addressed by `version`) in pieces of
+    /// [`KB_PIECE_BYTES`], then its meta (manifest and file list) — a reader sees it only once
+    /// complete — then points `name` at it. Storing a version that is already complete only
+    /// moves the name. A named version is kept until its name moves on; an unnamed one (a job
+    /// submitted with a KB directory) expires after the job retention, refreshed by each use.
+    pub async fn kb_publish(
+        &self,
+        name: Option<&str>,
+        version: &str,
+        manifest: &[u8],
+        files: &[(String, Vec<u8>)],
+    ) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let listing: Vec<(String, usize)> = files
+            .iter()
+            .map(|(f, b)| (f.clone(), b.len().div_ceil(KB_PIECE_BYTES).max(1)))
+            .collect();
+        let keys = self.kb_version_keys(version, &listing);
+        let ttl = RETENTION.as_secs() as i64;
+        let uploaded = !self.kb_has(version).await?;
+        if uploaded {
+            for (file, bytes) in files {
+                let mut pieces: Vec<&[u8]> = bytes.chunks(KB_PIECE_BYTES).collect();
+                if pieces.is_empty() {
+                    pieces.push(&[]);
+                }
+                for (n, piece) in pieces.iter().enumerate() {
+                    let key = self.kb_key(&format!("snap:{version}:{file}:{n}"));
+                    let _: () = conn.set_ex(&key, *piece, ttl as u64).await?;
+                }
+            }
+            let listing_json: Vec<serde_json::Value> = listing
+                .iter()
+                .map(|(f, p)| serde_json::json!({"name": f, "pieces": p}))
+                .collect();
+            let meta = self.kb_key(&format!("snap:{version}:meta"));
+            redis::pipe()
+                .atomic()
+                .hset(&meta, "manifest", manifest)
+                .hset(
+                    &meta,
+                    "files",
+                    serde_json::to_string(&listing_json).unwrap_or_default(),
+                )
+                .expire(&meta, ttl)
+                .exec_async(&mut conn)
+                .await?;
+        }
+        let mut pipe = redis::pipe();
+        match name {
+            Some(name) => {
+                let old: Option<String> = conn.hget(self.kb_key("names"), name).await?;
+                for key in &keys {
+                    pipe.persist(key).ignore();
+                }
+                pipe.hset(self.kb_key("names"), name, version).ignore();
+                pipe.exec_async(&mut conn).await?;
+                // The version the name left expires unless another name still holds it.
+                if let Some(old) = old.filter(|o| o != version) {
+                    let still_named = self.kb_names().await?.iter().any(|(_, v)| *v == old);
+                    if !still_named && let Some((_, old_files)) = self.kb_listing(&old).await? {
+                        let mut pipe = redis::pipe();
+                        for key in self.kb_version_keys(&old, &old_files) {
+                            pipe.expire(key, ttl).ignore();
+                        }
+                        pipe.exec_async(&mut conn).await?;
+                    }
+                }
+            }
+            None => {
+                // Refresh the expiry of an unnamed version; a named one (no TTL) stays.
+                for key in &keys {
+                    pipe.cmd("EXPIRE").arg(key).arg(ttl).arg("XX").ignore();
+                }
+                pipe.exec_async(&mut conn).await?;
+            }
+        }
+        Ok(uploaded)
+    }
+
+    /// The version a published KB name currently points at.
+    pub async fn kb_resolve(&self, name: &str) -> Result<Option<String>, QueueError> {
+        Ok(self.conn.clone().hget(self.kb_key("names"), name).await?)
+    }
+
+    /// Every published name and its version.
+    pub async fn kb_names(&self) -> Result<Vec<(String, String)>, QueueError> {
+        let mut names: Vec<(String, String)> = self
+            .conn
+            .clone()
+            .hgetall::<_, HashMap<String, String>>(self.kb_key("names"))
+            .await?
+            .into_iter()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The manifest of a stored snapshot and its files as (name, pieces); `None` when absent.
+    pub async fn kb_listing(
+        &self,
+        version: &str,
+    ) -> Result<Option<(Vec<u8>, Vec<(String, usize)>)>, QueueError> {
+        let meta: HashMap<String, Vec<u8>> = self
+            .conn
+            .clone()
+            .hgetall(self.kb_key(&format!("snap:{version}:meta")))
+            .await?;
+        let (Some(manifest), Some(files)) = (meta.get("manifest"), meta.get("files")) else {
+            return Ok(None);
+        };
+        let listing: Vec<serde_json::Value> = serde_json::from_slice(files)
+            .map_err(|e| QueueError::Damaged(format!("kb {version}"), e.to_string()))?;
+        let files = listing
+            .iter()
+            .filter_map(|f| {
+                Some((
+                    f.get("name")?.as_str()?.to_string(),
+                    f.get("pieces")?.as_u64()? as usize,
+                ))
+            })
+            .collect();
+        Ok(Some((manifest.clone(), files)))
+    }
+
+    /// One piece of a stored snapshot file.
+    pub async fn kb_piece(
+        &self,
+        version: &str,
+        file: &str,
+        n: usize,
+    ) -> Result<Vec<u8>, QueueError> {
+        let piece: Option<Vec<u8>> = self
+            .conn
+            .clone()
+            .get(self.kb_key(&format!("snap:{version}:{file}:{n}")))
+            .await?;
+        piece.ok_or_else(|| {
+            QueueError::Damaged(
+                format!("kb {version}"),
+                format!("{file} piece {n} is missing"),
+            )
+        })
+    }
+
     pub async fn status(&self, id: &str) -> Result<JobStatus, QueueError> {
         let m = self.meta(id).await?;
         let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
@@ -503,6 +684,7 @@ impl RfpQueue {
             needs_review: num("needs_review"),
             reason: m.get("reason").cloned(),
             kb: m.get("kb").cloned(),
+            kb_version: m.get("kb_version").cloned(),
             source_format: m
                 .get("source_format")
                 .cloned()

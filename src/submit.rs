@@ -1,7 +1,8 @@
 //! Producers' entry point: validates a workbook before it is queued, so a bad file is refused
 //! at once with a clear reason instead of failing later in a worker.
 
-use crate::queue::{QueueError, RfpQueue};
+use crate::kb::{KbError, KnowledgeBase, publish};
+use crate::queue::{KbRef, QueueError, RfpQueue};
 use crate::workbook::{Questionnaire, WorkbookError};
 use std::path::Path;
 
@@ -18,6 +19,41 @@ pub enum SubmitError {
     NoQuestions { path: String, why: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Kb(#[from] KbError),
+    #[error(
+        "no knowledge base '{0}': not a KB directory here, and no KB of that name is published (run `rfpq kb publish DIR --name {0}`)"
+    )]
+    UnknownKb(String),
+}
+
+/// The KB a job will use, pinned to one snapshot version. A directory is published to Redis
+/// (content-addressed, a no-op when that version is already there) so workers on any machine
+/// can fetch it; anything else is a name given to `rfpq kb publish`.
+pub async fn resolve_kb(queue: &RfpQueue, kb: &str) -> Result<KbRef, SubmitError> {
+    let path = Path::new(kb);
+    if path.is_dir() {
+        let manifest = KnowledgeBase::read_meta(path)?;
+        let report = publish::publish_redis(queue, path, None).await?;
+        debug_assert_eq!(report.version, manifest.version);
+        return Ok(KbRef {
+            name: std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+                .to_string(),
+            version: report.version,
+        });
+    }
+    if publish::check_name(kb).is_err() {
+        return Err(SubmitError::UnknownKb(kb.to_string()));
+    }
+    match queue.kb_resolve(kb).await? {
+        Some(version) => Ok(KbRef {
+            name: kb.to_string(),
+            version,
+        }),
+        None => Err(SubmitError::UnknownKb(kb.to_string())),
+    }
 }
 
 /// Default rows per batch job.
@@ -80,12 +116,23 @@ pub async fn submit_file(
     batch_size: usize,
 ) -> Result<Submitted, SubmitError> {
     let (bytes, q) = validate_file(path).await?;
+    let kb = match kb {
+        Some(kb) => Some(resolve_kb(queue, kb).await?),
+        None => None,
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "workbook.xlsx".into());
     let id = queue
-        .submit_loaded(&name, &bytes, kb, batch_size, q.source_format, &q.warnings)
+        .submit_loaded(
+            &name,
+            &bytes,
+            kb.as_ref(),
+            batch_size,
+            q.source_format,
+            &q.warnings,
+        )
         .await?;
     Ok(Submitted {
         id,

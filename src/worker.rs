@@ -45,6 +45,8 @@ struct Shared {
     queue: RfpQueue,
     router: Arc<Router>,
     kbs: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
+    /// Held while a KB is fetched and opened, so concurrent batches load it once.
+    kb_loading: tokio::sync::Mutex<()>,
     lock_ms: u64,
 }
 
@@ -72,16 +74,48 @@ fn retry(e: QueueError) -> bullmq::Error {
 }
 
 impl Shared {
-    /// The KB a job names, opened once per worker.
-    fn kb(&self, path: &str) -> Result<Arc<KnowledgeBase>, String> {
-        let mut kbs = self.kbs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(kb) = kbs.get(path) {
-            return Ok(kb.clone());
+    /// The KB a job names, opened once per worker: the pinned snapshot version, fetched from
+    /// Redis into the local cache the first time (or, for a job without a version, a path).
+    async fn kb(&self, name: &str, version: Option<&str>) -> Result<Arc<KnowledgeBase>, String> {
+        let key = version.unwrap_or(name).to_string();
+        let cached = || {
+            self.kbs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned()
+        };
+        if let Some(kb) = cached() {
+            return Ok(kb);
         }
-        let kb = KnowledgeBase::open(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+        let _loading = self.kb_loading.lock().await;
+        if let Some(kb) = cached() {
+            return Ok(kb);
+        }
+        let dir = match version {
+            Some(v) => {
+                crate::kb::publish::materialize(&self.queue, v, &crate::kb::cache_root().join("kb"))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            None => std::path::PathBuf::from(name),
+        };
+        let kb = tokio::task::spawn_blocking(move || KnowledgeBase::open(&dir))
+            .await
+            .map_err(|e| format!("opening the knowledge base crashed: {e}"))?
+            .map_err(|e| e.to_string())?;
         kb.check_model(&self.router).map_err(|e| e.to_string())?;
+        tracing::info!(
+            kb = name,
+            version = kb.version(),
+            chunks = kb.manifest.chunks,
+            "knowledge base loaded"
+        );
         let kb = Arc::new(kb);
-        kbs.insert(path.to_string(), kb.clone());
+        self.kbs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, kb.clone());
         Ok(kb)
     }
 
@@ -131,7 +165,11 @@ impl Shared {
         let plan = self.queue.plan(id).await.map_err(retry)?;
         let meta = self.queue.meta(id).await.map_err(retry)?;
         let kb = match meta.get("kb") {
-            Some(path) => Some(self.kb(path).map_err(fail)?),
+            Some(name) => Some(
+                self.kb(name, meta.get("kb_version").map(String::as_str))
+                    .await
+                    .map_err(fail)?,
+            ),
             None => None,
         };
         let ctx = PipelineContext {
@@ -256,6 +294,7 @@ impl RunningWorker {
             queue,
             router,
             kbs: Mutex::new(HashMap::new()),
+            kb_loading: tokio::sync::Mutex::new(()),
             lock_ms: settings.lock_duration.as_millis() as u64,
         });
         let processor = move |job: Job, token: CancellationToken| {

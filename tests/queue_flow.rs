@@ -56,7 +56,12 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
         .await
         .expect("submit")
         .id;
-    assert_eq!(queue.status(&id).await.unwrap().state, JobPhase::Queued);
+    let queued = queue.status(&id).await.unwrap();
+    assert_eq!(queued.state, JobPhase::Queued);
+    // The job pins the KB snapshot it will use; the worker fetches that version from Redis.
+    let version = rfpq::kb::KnowledgeBase::read_meta(&kb).unwrap().version;
+    assert_eq!(queued.kb_version.as_deref(), Some(version.as_str()));
+    assert!(queue.kb_has(&version).await.unwrap());
 
     let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
         .await

@@ -49,7 +49,9 @@ pub fn answer_schema(slots: &[AnswerSlot]) -> Value {
     for (key, s) in slot_keys(slots).into_iter().zip(slots) {
         let p = match s.kind {
             SlotKind::Choice | SlotKind::Mark => json!({"type": "string", "enum": s.choices}),
-            SlotKind::Text => json!({"type": "string", "maxLength": 400}),
+            // minLength 1: an empty explanation is a schema failure (repaired by the router),
+            // not an empty cell.
+            SlotKind::Text => json!({"type": "string", "minLength": 1, "maxLength": 400}),
             // No `pattern`: the embedded decoder cannot enforce one. `legal_date` checks the
             // value after the call instead.
             SlotKind::Date => json!({"type": "string", "maxLength": 10}),

@@ -1,5 +1,6 @@
-//! Finds evidence for a question in the knowledge base: top chunks above a score floor, capped.
-//! Does not call an LLM to judge relevance (the score floor does that job here).
+//! Finds evidence for a question in the knowledge base: hybrid search (vectors + keywords,
+//! answer library first), capped, dropping records whose cosine similarity is below a floor.
+//! Does not call an LLM to judge relevance (the floor does that job here).
 
 use crate::kb::{Hit, KbError, KnowledgeBase};
 use crate::router::Router;
@@ -7,7 +8,7 @@ use crate::workbook::QuestionRow;
 
 /// At most this many sources are shown to the model and cited.
 pub const MAX_SOURCES: usize = 3;
-/// Chunks below this cosine similarity are not evidence.
+/// Records below this cosine similarity are not evidence (a keyword hit alone is not enough).
 pub const MIN_SCORE: f32 = 0.30;
 
 /// The query text embedded for a question: section context, then the question.
@@ -27,7 +28,7 @@ pub async fn retrieve(
     let hits = kb.search(router, &query_text(q), MAX_SOURCES * 2).await?;
     Ok(hits
         .into_iter()
-        .filter(|h| h.score >= MIN_SCORE)
+        .filter(|h| h.vector_score >= MIN_SCORE)
         .take(MAX_SOURCES)
         .collect())
 }

@@ -1,6 +1,7 @@
 //! Checks a model's structured output against the JSON schema it was asked for: it must parse
 //! as JSON, have the right types, every required key, no extra keys when
-//! `additionalProperties: false`, and only legal `enum` values.
+//! `additionalProperties: false`, only legal `enum` values, and strings no shorter than
+//! `minLength` (an empty explanation is a failure to repair, not an answer).
 //! Does not implement all of JSON Schema (no `pattern`, `maxLength`, `$ref`, `oneOf`, …).
 
 use serde_json::Value;
@@ -38,6 +39,11 @@ pub fn check(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
                 type_name(value)
             ));
         }
+    }
+    if let (Value::String(s), Some(min)) = (value, schema.get("minLength").and_then(Value::as_u64))
+        && (s.trim().chars().count() as u64) < min
+    {
+        return Err(format!("{path} is shorter than {min} character(s)"));
     }
     if let Value::Object(map) = value {
         let props = schema.get("properties").and_then(|p| p.as_object());
@@ -115,5 +121,13 @@ mod tests {
         assert!(e(r#"{"status":"No","extra":1}"#).contains("unexpected key"));
         assert!(e(r#"{"status":"No","confidence":"high"}"#).contains("should be number"));
         assert!(e(r#"["Yes"]"#).contains("should be object"));
+        let text =
+            json!({"type": "object", "properties": {"why": {"type": "string", "minLength": 1}}});
+        assert!(
+            check_output(&text, r#"{"why":"  "}"#)
+                .unwrap_err()
+                .contains("$.why is shorter than 1")
+        );
+        assert!(check_output(&text, r#"{"why":"ok"}"#).is_ok());
     }
 }

@@ -815,6 +815,7 @@ fn question_rows(
             row: r + 1,
             kind,
             text: text.to_string(),
+            id: None,
         });
     };
     for r in rows {
@@ -902,6 +903,11 @@ fn question_rows(
                 OtherRowKind::SectionHeader
             };
             push_other(&mut other, r, kind, text);
+            if kind == OtherRowKind::NoAnswerCell
+                && let Some(last) = other.last_mut()
+            {
+                last.id = id;
+            }
             continue;
         }
         let section = if layout.section_cols.is_empty() {

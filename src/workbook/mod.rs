@@ -357,6 +357,9 @@ pub struct OtherRow {
     pub kind: OtherRowKind,
     /// The row's most telling text (question column, else first non-empty cell).
     pub text: String,
+    /// The question id, for a `NoAnswerCell` row that has one (an answered question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// Detection result for one sheet.

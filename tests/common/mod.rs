@@ -62,6 +62,14 @@ pub fn questionnaire(questions: &[&str]) -> Vec<u8> {
     wb.save_to_buffer().unwrap()
 }
 
+/// Ingest options that keep the embedding cache in memory (tests never share a cache file).
+pub fn no_cache() -> rfpq::kb::IngestOptions {
+    rfpq::kb::IngestOptions {
+        embed_cache: None,
+        ..Default::default()
+    }
+}
+
 /// A tiny knowledge base on disk, built with the real embedding model.
 pub async fn small_kb(router: &Router, dir: &Path) -> std::path::PathBuf {
     let docs = dir.join("docs");
@@ -74,7 +82,7 @@ pub async fn small_kb(router: &Router, dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     let kb = dir.join("kb");
-    rfpq::kb::ingest(router, &[docs], &kb)
+    rfpq::kb::ingest(router, &[docs], &kb, &no_cache())
         .await
         .expect("ingest works");
     kb

@@ -1,0 +1,280 @@
+//! Hybrid retrieval over one snapshot: vector candidates (usearch, cosine) and lexical
+//! candidates (BM25 with English stemming, plus exact identifiers like `IAM-02`) are fused
+//! into one score. Answer-library records whose past question is close enough to the query
+//! come first. Does not embed the query (see `KnowledgeBase::search`) or call an LLM.
+
+use super::{Chunk, KbError, KnowledgeBase, LibraryAnswer, RecordKind, chunk, index_err};
+use bm25::{Embedder, EmbedderBuilder, Language, Scorer};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// A past question whose embedding is at least this similar to the query is a library match:
+/// it is listed before any document evidence.
+pub const LIBRARY_THRESHOLD: f32 = 0.86;
+/// Weight of the lexical score (BM25 relative to the query's best lexical match, 0..1).
+const LEXICAL_WEIGHT: f32 = 0.12;
+/// Added when the chunk contains an identifier the query names exactly ("IAM-02").
+const IDENTIFIER_BONUS: f32 = 0.25;
+/// Candidates taken from each retriever, as a multiple of k (at least `MIN_CANDIDATES`).
+const CANDIDATE_FACTOR: usize = 4;
+const MIN_CANDIDATES: usize = 40;
+
+/// A search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Fused score: cosine similarity + lexical weight + identifier bonus; sorts results.
+    pub score: f32,
+    /// Cosine similarity of the query and the record's embedded text.
+    pub vector_score: f32,
+    /// BM25 relative to the best lexical match of this query (0..1).
+    pub lexical_score: f32,
+    pub kind: RecordKind,
+    pub source: String,
+    pub heading: Option<String>,
+    /// 1-based PDF page.
+    pub page: Option<u32>,
+    pub text: String,
+    /// Chunk id in the snapshot.
+    pub id: u64,
+    /// For answer records: the past question and its values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<LibraryAnswer>,
+    /// An answer record at or above [`LIBRARY_THRESHOLD`]: it may answer the question directly.
+    #[serde(default)]
+    pub library_match: bool,
+}
+
+/// A second-stage scorer (a cross-encoder, say) over the fused candidates, before the cut to
+/// k: it may rescore and reorder `hits`. rfpq ships none; set one with
+/// [`KnowledgeBase::set_reranker`].
+pub trait Rerank: Send + Sync {
+    fn rerank(&self, query: &str, hits: &mut Vec<Hit>);
+}
+
+/// BM25 over every chunk's lexical text, plus an index of identifiers.
+pub struct Lexical {
+    embedder: Embedder,
+    scorer: Scorer<u64>,
+    identifiers: HashMap<String, Vec<u64>>,
+}
+
+impl Lexical {
+    pub fn build(chunks: &[Chunk]) -> Self {
+        let texts: Vec<String> = chunks.iter().map(chunk::lexical_text).collect();
+        let corpus: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let embedder: Embedder =
+            EmbedderBuilder::with_fit_to_corpus(Language::English, &corpus).build();
+        let mut scorer = Scorer::new();
+        let mut identifiers: HashMap<String, Vec<u64>> = HashMap::new();
+        for (c, text) in chunks.iter().zip(&texts) {
+            scorer.upsert(&c.id, embedder.embed(text));
+            for id in identifiers_in(text) {
+                let ids = identifiers.entry(id).or_default();
+                if ids.last() != Some(&c.id) {
+                    ids.push(c.id);
+                }
+            }
+        }
+        Self {
+            embedder,
+            scorer,
+            identifiers,
+        }
+    }
+
+    /// Chunks matching the query's words, best first, with their BM25 scores.
+    fn top(&self, query: &str, n: usize) -> Vec<(u64, f32)> {
+        let q = self.embedder.embed(query);
+        let mut found: Vec<(u64, f32)> = self
+            .scorer
+            .matches(&q)
+            .into_iter()
+            .map(|d| (d.id, d.score))
+            .collect();
+        found.truncate(n);
+        found
+    }
+}
+
+/// Identifier-like tokens ("IAM-02", "CC6.1", "A.9.2.3"): letters and digits mixed, upper-cased.
+pub fn identifiers_in(text: &str) -> HashSet<String> {
+    text.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                ',' | ';' | ':' | '(' | ')' | '[' | ']' | '"' | '\'' | '/' | '|'
+            )
+    })
+    .map(|t| t.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+    .filter(|t| {
+        (3..=20).contains(&t.len())
+            && t.chars().any(|c| c.is_ascii_digit())
+            && t.chars().any(|c| c.is_ascii_alphabetic())
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            && t.starts_with(|c: char| c.is_ascii_alphabetic())
+    })
+    .map(str::to_ascii_uppercase)
+    .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
+
+impl KnowledgeBase {
+    /// Installs a second-stage reranker for [`Self::search_embedded`].
+    pub fn set_reranker(&mut self, reranker: std::sync::Arc<dyn Rerank>) {
+        self.reranker = Some(reranker);
+    }
+
+    fn lexical(&self) -> &Lexical {
+        self.lexical.get_or_init(|| Lexical::build(&self.chunks))
+    }
+
+    fn hit(&self, id: u64, vector_score: f32, lexical_score: f32, bonus: f32) -> Option<Hit> {
+        let c = self.chunks.get(id as usize)?;
+        let library_match = c.kind == RecordKind::Answer && vector_score >= LIBRARY_THRESHOLD;
+        Some(Hit {
+            score: vector_score + LEXICAL_WEIGHT * lexical_score + bonus,
+            vector_score,
+            lexical_score,
+            kind: c.kind,
+            source: c.source.clone(),
+            heading: c.heading.clone(),
+            page: c.page,
+            text: c.text.clone(),
+            id,
+            answer: c.answer.clone(),
+            library_match,
+        })
+    }
+
+    /// Nearest records to an embedded query by cosine only, best first (no lexical part).
+    pub fn search_vector(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, KbError> {
+        let found = self.index.search(query, k).map_err(index_err)?;
+        Ok(found
+            .keys
+            .iter()
+            .zip(&found.distances)
+            .filter_map(|(key, d)| self.hit(*key, 1.0 - d, 0.0, 0.0))
+            .collect())
+    }
+
+    /// The best answer-library record for an embedded query, if its past question is at least
+    /// `threshold` similar (cosine).
+    pub fn library_match(&self, query: &[f32], threshold: f32) -> Result<Option<Hit>, KbError> {
+        if self.manifest.answers == 0 {
+            return Ok(None);
+        }
+        let chunks = &self.chunks;
+        let found = self
+            .index
+            .filtered_search(query, 1, |key| {
+                chunks
+                    .get(key as usize)
+                    .is_some_and(|c| c.kind == RecordKind::Answer)
+            })
+            .map_err(index_err)?;
+        Ok(found
+            .keys
+            .first()
+            .zip(found.distances.first())
+            .filter(|(_, d)| 1.0 - **d >= threshold)
+            .and_then(|(key, d)| self.hit(*key, 1.0 - d, 0.0, 0.0)))
+    }
+
+    /// Hybrid search: vector and lexical candidates fused, library matches first, then by
+    /// fused score; `query` is the text `vector` embeds.
+    pub fn search_embedded(
+        &self,
+        query: &str,
+        vector: &[f32],
+        k: usize,
+    ) -> Result<Vec<Hit>, KbError> {
+        if k == 0 || self.chunks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = (k * CANDIDATE_FACTOR).max(MIN_CANDIDATES);
+        let mut cos: HashMap<u64, f32> = HashMap::new();
+        let found = self.index.search(vector, n).map_err(index_err)?;
+        for (key, d) in found.keys.iter().zip(&found.distances) {
+            cos.insert(*key, 1.0 - d);
+        }
+        let lexical = self.lexical();
+        let lex = lexical.top(query, n);
+        let best_lex = lex.first().map_or(0.0, |(_, s)| *s);
+        let lex: HashMap<u64, f32> = lex
+            .into_iter()
+            .map(|(id, s)| (id, if best_lex > 0.0 { s / best_lex } else { 0.0 }))
+            .collect();
+        let mut named: HashSet<u64> = HashSet::new();
+        for id in identifiers_in(query) {
+            if let Some(ids) = lexical.identifiers.get(&id) {
+                named.extend(ids.iter().take(n));
+            }
+        }
+        let candidates: HashSet<u64> = cos
+            .keys()
+            .chain(lex.keys())
+            .chain(named.iter())
+            .copied()
+            .collect();
+        let mut hits: Vec<Hit> = candidates
+            .into_iter()
+            .filter_map(|id| {
+                let v = match cos.get(&id) {
+                    Some(v) => *v,
+                    None => cosine(vector, &self.vector(id)?),
+                };
+                let bonus = if named.contains(&id) {
+                    IDENTIFIER_BONUS
+                } else {
+                    0.0
+                };
+                self.hit(id, v, lex.get(&id).copied().unwrap_or(0.0), bonus)
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.library_match
+                .cmp(&a.library_match)
+                .then(b.score.total_cmp(&a.score))
+                .then(a.id.cmp(&b.id))
+        });
+        if let Some(reranker) = &self.reranker {
+            hits.truncate(n);
+            reranker.rerank(query, &mut hits);
+        }
+        hits.truncate(k);
+        Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_found_and_normalized() {
+        let ids = identifiers_in("Per IAM-02 and cc6.1 (see A.9.2.3); not 2024 nor MFA.");
+        let mut v: Vec<_> = ids.into_iter().collect();
+        v.sort();
+        assert_eq!(v, vec!["A.9.2.3", "CC6.1", "IAM-02"]);
+    }
+
+    #[test]
+    fn cosine_of_parallel_vectors_is_one() {
+        assert!((cosine(&[1.0, 2.0], &[2.0, 4.0]) - 1.0).abs() < 1e-6);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+    }
+}
