@@ -347,7 +347,23 @@ fn classify(header: &str) -> Role {
     if has_any(
         &n,
         &[
-            "area", "domain", "section", "category", "topic", "chapter", "family", "theme",
+            "area",
+            "domain",
+            "section",
+            "category",
+            "topic",
+            "chapter",
+            "family",
+            "theme",
+            "domaine",
+            "catégorie",
+            "thème",
+            "bereich",
+            "kategorie",
+            "thema",
+            "dominio",
+            "categoría",
+            "categoria",
         ],
     ) || has_any_cjk(&n, &["分類", "区分", "領域", "類別"])
     {
@@ -367,11 +383,37 @@ fn classify(header: &str) -> Role {
             "criterion",
             "control description",
             "control specification",
+            "exigence",
+            "exigences",
+            "frage",
+            "fragen",
+            "anforderung",
+            "pregunta",
+            "preguntas",
+            "requisito",
+            "domanda",
+            "domande",
+            "vraag",
+            "vragen",
         ],
     ) || has_any_cjk(&n, &["質問", "設問", "問題", "要件"])
     {
-        let strong = has_any(&n, &["question", "questions", "query"])
-            || has_any_cjk(&n, &["質問", "設問", "問題"]);
+        let strong = has_any(
+            &n,
+            &[
+                "question",
+                "questions",
+                "query",
+                "frage",
+                "fragen",
+                "pregunta",
+                "preguntas",
+                "domanda",
+                "domande",
+                "vraag",
+                "vragen",
+            ],
+        ) || has_any_cjk(&n, &["質問", "設問", "問題"]);
         return Role::Question(if strong { 5 } else { 4 });
     }
     if has_any(
@@ -406,6 +448,41 @@ fn classify(header: &str) -> Role {
             "responsibility",
             "third party name",
             "rationale",
+            // French, German, Spanish, Italian, Portuguese, Dutch.
+            "réponse",
+            "réponses",
+            "reponse",
+            "statut",
+            "commentaire",
+            "commentaires",
+            "remarque",
+            "remarques",
+            "explication",
+            "précisions",
+            "antwort",
+            "antworten",
+            "kommentar",
+            "kommentare",
+            "bemerkung",
+            "bemerkungen",
+            "erläuterung",
+            "respuesta",
+            "respuestas",
+            "comentario",
+            "comentarios",
+            "observaciones",
+            "risposta",
+            "risposte",
+            "commento",
+            "commenti",
+            "resposta",
+            "respostas",
+            "comentário",
+            "observações",
+            "antwoord",
+            "opmerking",
+            "opmerkingen",
+            "toelichting",
         ],
     ) || has_any_cjk(
         &n,
@@ -1105,6 +1182,12 @@ mod tests {
         assert_eq!(classify("GUID"), Role::Excluded);
         assert_eq!(classify("More info"), Role::Excluded);
         assert_eq!(classify("Severity"), Role::Excluded);
+        assert_eq!(classify("Réponse"), Role::Answer);
+        assert_eq!(classify("Commentaires"), Role::Answer);
+        assert_eq!(classify("Frage"), Role::Question(5));
+        assert_eq!(classify("Antwort"), Role::Answer);
+        assert_eq!(classify("Comentarios"), Role::Answer);
+        assert_eq!(classify("Domaine"), Role::Section);
     }
 
     #[test]
