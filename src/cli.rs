@@ -73,6 +73,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare a filled questionnaire with a labelled copy: choice agreement, text similarity,
+    /// coverage and a reliability table of confidence bands (from the review workbook).
+    Eval {
+        filled: PathBuf,
+        truth: PathBuf,
+        /// The filled copy's review workbook (default: FILLED with .review.xlsx, if present).
+        #[arg(long)]
+        review: Option<PathBuf>,
+        /// Text answers at least this similar (cosine) to the truth count as similar.
+        #[arg(long, default_value_t = 0.7)]
+        similar_at: f32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a workbook and queue it.
     Submit {
         file: PathBuf,
@@ -326,6 +340,35 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_summary(&summary, &output, &review);
+            }
+            Ok(())
+        }
+        Command::Eval {
+            filled,
+            truth,
+            review,
+            similar_at,
+            json,
+        } => {
+            let router = load_router(&g)?;
+            let review = review.or_else(|| {
+                let p = review_path(&filled, None);
+                p.exists().then_some(p)
+            });
+            let read =
+                |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+            let report = crate::eval::evaluate(
+                &router,
+                read(&filled)?,
+                read(&truth)?,
+                review.as_deref().map(read).transpose()?,
+                similar_at,
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
             }
             Ok(())
         }
@@ -596,7 +639,33 @@ fn status_line(st: &JobStatus) -> String {
         s.push_str(&format!("\n  reason: {r}"));
     }
     s.push_str(&status_details(st));
+    s.push_str(&report_line(&st.report));
     s
+}
+
+/// The pipeline's counts, for `status` and the end of `submit --wait` / `demo`.
+fn report_line(r: &crate::queue::JobReport) -> String {
+    format!(
+        "\n  {} questions: {} answered ({} library matches), {} need review ({} abstained), {} not applicable, {} repeats answered once\n  {} LLM calls ({:.2}/question; {}), {} embedding calls, {} prompt + {} output tokens, {:.1} s",
+        r.questions,
+        r.answered,
+        r.library_matches,
+        r.needs_review,
+        r.abstained,
+        r.not_applicable,
+        r.copies,
+        r.llm_calls_total,
+        r.llm_calls_per_question,
+        r.llm_calls
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.embed_calls,
+        r.prompt_tokens,
+        r.eval_tokens,
+        r.duration_s
+    )
 }
 
 /// `rfpq models check|pull|warm` over `router::admin`.
@@ -883,15 +952,20 @@ pub async fn fill(
         }
         None => None,
     };
-    let questions: Vec<_> = questionnaire.questions().cloned().collect();
+    let started = std::time::Instant::now();
+    let plan = pipeline::Plan::build(&router, &questionnaire).await;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
     let ctx = PipelineContext { router, kb };
-    let outcomes = pipeline::answer_all(&ctx, &questions, parallel, |done, total| {
+    let outcomes = pipeline::answer_plan(&ctx, &plan, parallel, |done, total| {
         if show_progress && (done % 10 == 0 || done == total) {
             eprintln!("answered {done}/{total}");
         }
     })
     .await;
-    let summary = FillSummary::of(&outcomes);
+    let mut summary = FillSummary::of(&outcomes, &plan.calls);
+    summary.duration_s = started.elapsed().as_secs_f64();
     let assembled =
         tokio::task::spawn_blocking(move || pipeline::assemble(&bytes, &outcomes)).await??;
     write_file(output, &assembled.filled)?;
@@ -901,12 +975,21 @@ pub async fn fill(
 
 fn print_summary(s: &FillSummary, output: &Path, review: &Path) {
     println!(
-        "{} questions: {} answered, {} need review, {} failed; {} LLM calls\nfilled workbook: {}\nreview workbook: {}",
+        "{} questions: {} answered ({} from the answer library), {} need review ({} without evidence), {} not applicable, {} failed\n{} LLM calls ({:.2} per question: {} classify, {} relevance, {} answer), {} repeated questions answered once, {:.1} s\nfilled workbook: {}\nreview workbook: {}",
         s.questions,
         s.answered,
+        s.library_matches,
         s.needs_review,
+        s.abstained,
+        s.not_applicable,
         s.failed,
         s.llm_calls,
+        s.llm_calls_per_question,
+        s.calls.classify,
+        s.calls.relevance,
+        s.calls.answer,
+        s.copies,
+        s.duration_s,
         output.display(),
         review.display()
     );

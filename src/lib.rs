@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod demo;
 pub mod doctor;
+pub mod eval;
 pub mod kb;
 pub mod models;
 pub mod pipeline;

@@ -3,15 +3,15 @@
 //! hash-tagged prefix so Redis Cluster keeps them in one slot — and the published knowledge-base
 //! snapshots workers fetch (`kb:*`). Nothing else talks to Redis.
 
-use crate::pipeline::RowOutcome;
-use crate::workbook::{QuestionRow, SourceFormat};
+use crate::pipeline::{Plan, RowOutcome};
+use crate::workbook::SourceFormat;
 use bullmq::options::RedisConnectionOptions;
 use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
 use bullmq::{FlowJob, FlowProducer, FlowProducerOptions, JobOptions, Queue, QueueOptions};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -131,9 +131,36 @@ pub struct JobStatus {
     pub warnings: Vec<String>,
     pub created_ms: u64,
     pub finished_ms: Option<u64>,
+    /// What the pipeline did so far.
+    pub report: JobReport,
 }
 
-/// Data of a `batch` job: question indexes `[start, end)` of the job's plan.
+/// The pipeline's counts for a job (`rfpq status --json` → `report`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct JobReport {
+    /// Rows classified as questions.
+    pub questions: u64,
+    /// Answered without a flag (library and high bands).
+    pub answered: u64,
+    pub library_matches: u64,
+    pub needs_review: u64,
+    /// Left unanswered for lack of evidence (also counted in `needs_review`).
+    pub abstained: u64,
+    pub not_applicable: u64,
+    /// Repeated questions that took the answer of their first copy.
+    pub copies: u64,
+    /// LLM generation calls by task (plan-time classification included).
+    pub llm_calls: BTreeMap<String, u64>,
+    pub llm_calls_total: u64,
+    pub llm_calls_per_question: f64,
+    pub embed_calls: u64,
+    pub prompt_tokens: u64,
+    pub eval_tokens: u64,
+    /// From submission to the end (or to now, while running).
+    pub duration_s: f64,
+}
+
+/// Data of a `batch` job: row indexes `[start, end)` of the job's plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BatchSpec {
     pub job: String,
@@ -142,14 +169,17 @@ pub struct BatchSpec {
 }
 
 /// Writes a row checkpoint exactly once, counts it and keeps the hash for the retention,
-/// atomically: KEYS = rows hash, meta hash; ARGV = row index, outcome JSON, counter, TTL s.
+/// atomically: KEYS = rows hash, meta hash; ARGV = row index, outcome JSON, TTL s, then
+/// (counter, increment) pairs for the meta hash.
 static CHECKPOINT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('HINCRBY', KEYS[2], 'rows_done', 1)
-  if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[3], 1) end
+  for i = 4, #ARGV - 1, 2 do
+    redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+  end
   return 1
 end
 return 0",
@@ -361,26 +391,33 @@ impl RfpQueue {
         Ok(())
     }
 
-    /// Stores the detected questions and enqueues the batch flow: a parent `assemble` job whose
+    /// Stores the job's plan and enqueues the batch flow: a parent `assemble` job whose
     /// children are row batches (a failed batch does not strand the parent).
-    pub async fn start_batches(
-        &self,
-        id: &str,
-        questions: &[QuestionRow],
-    ) -> Result<usize, QueueError> {
+    pub async fn start_batches(&self, id: &str, plan: &Plan) -> Result<usize, QueueError> {
         let meta = self.meta(id).await?;
         let batch_size: usize = meta
             .get("batch_size")
             .and_then(|b| b.parse().ok())
             .unwrap_or(10)
             .max(1);
-        let plan = serde_json::to_vec(questions)
-            .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(plan).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
+        let calls = &plan.calls;
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
-            .set_ex(self.key(id, "plan"), plan, RETENTION.as_secs())
-            .hset(self.key(id, "meta"), "rows_total", questions.len())
+            .set_ex(self.key(id, "plan"), bytes, RETENTION.as_secs())
+            .hset_multiple(
+                self.key(id, "meta"),
+                &[
+                    ("rows_total", plan.rows.len() as u64),
+                    ("questions", plan.question_count() as u64),
+                    ("classify_calls", u64::from(calls.classify)),
+                    ("plan_embed_calls", u64::from(calls.embed)),
+                    ("plan_prompt_tokens", calls.prompt_tokens),
+                    ("plan_eval_tokens", calls.eval_tokens),
+                ],
+            )
             .exec_async(&mut conn)
             .await?;
         let child_opts = |n: usize| {
@@ -401,11 +438,11 @@ impl RfpQueue {
                     .remove_on_fail(Self::keep()),
             );
         let mut batches = 0;
-        for (n, start) in (0..questions.len()).step_by(batch_size).enumerate() {
+        for (n, (start, end)) in plan.batch_ranges(batch_size).into_iter().enumerate() {
             let spec = BatchSpec {
                 job: id.into(),
                 start,
-                end: (start + batch_size).min(questions.len()),
+                end,
             };
             parent =
                 parent.add_child(FlowJob::new(JOB_BATCH, QUEUE_NAME, spec)?.options(child_opts(n)));
@@ -421,18 +458,18 @@ impl RfpQueue {
         Ok(format!("{state:?}").to_lowercase())
     }
 
-    pub async fn plan(&self, id: &str) -> Result<Vec<QuestionRow>, QueueError> {
+    pub async fn plan(&self, id: &str) -> Result<Plan, QueueError> {
         let bytes: Option<Vec<u8>> = self.conn.clone().get(self.key(id, "plan")).await?;
         let bytes = bytes.ok_or_else(|| QueueError::UnknownJob(id.into()))?;
         serde_json::from_slice(&bytes).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
     }
 
-    pub async fn has_row(&self, id: &str, index: usize) -> Result<bool, QueueError> {
-        Ok(self
-            .conn
-            .clone()
-            .hexists(self.key(id, "rows"), index)
-            .await?)
+    /// Row `index`'s checkpointed outcome, if it has one.
+    pub async fn row(&self, id: &str, index: usize) -> Result<Option<RowOutcome>, QueueError> {
+        let raw: Option<String> = self.conn.clone().hget(self.key(id, "rows"), index).await?;
+        raw.map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
     }
 
     /// Writes row `index`'s outcome once; returns false when it was already there.
@@ -444,21 +481,33 @@ impl RfpQueue {
     ) -> Result<bool, QueueError> {
         let json = serde_json::to_string(outcome)
             .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
-        let counter = match outcome.status {
-            crate::pipeline::RowStatus::Failed => "rows_failed",
-            crate::pipeline::RowStatus::NeedsReview => "needs_review",
-            _ => "",
-        };
+        let c = &outcome.calls;
+        let counters: [(&str, u64); 10] = [
+            (outcome.status.counter(), 1),
+            (
+                "library_matches",
+                u64::from(outcome.band == Some(crate::pipeline::Band::Library)),
+            ),
+            ("abstained", u64::from(outcome.abstained)),
+            ("copies", u64::from(outcome.same_as.is_some())),
+            ("answer_calls", u64::from(c.answer)),
+            ("relevance_calls", u64::from(c.relevance)),
+            ("row_classify_calls", u64::from(c.classify)),
+            ("embed_calls", u64::from(c.embed)),
+            ("prompt_tokens", c.prompt_tokens),
+            ("eval_tokens", c.eval_tokens),
+        ];
         let rows = self.key(id, "rows");
-        let written: i64 = CHECKPOINT_SCRIPT
-            .key(&rows)
+        let mut script = CHECKPOINT_SCRIPT.key(&rows);
+        script
             .key(self.key(id, "meta"))
             .arg(index)
             .arg(json)
-            .arg(counter)
-            .arg(RETENTION.as_secs())
-            .invoke_async(&mut self.conn.clone())
-            .await?;
+            .arg(RETENTION.as_secs());
+        for (field, n) in counters.iter().filter(|(_, n)| *n > 0) {
+            script.arg(*field).arg(*n);
+        }
+        let written: i64 = script.invoke_async(&mut self.conn.clone()).await?;
         Ok(written == 1)
     }
 
@@ -695,6 +744,45 @@ impl RfpQueue {
                 .unwrap_or_default(),
             created_ms: num("created_ms"),
             finished_ms: m.get("finished_ms").and_then(|v| v.parse().ok()),
+            report: {
+                let llm_calls: BTreeMap<String, u64> = [
+                    (
+                        "classify",
+                        num("classify_calls") + num("row_classify_calls"),
+                    ),
+                    ("relevance", num("relevance_calls")),
+                    ("answer", num("answer_calls")),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                let total: u64 = llm_calls.values().sum();
+                let questions = num("questions");
+                let end = m
+                    .get("finished_ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(now_ms);
+                JobReport {
+                    questions,
+                    answered: num("answered"),
+                    library_matches: num("library_matches"),
+                    needs_review: num("needs_review"),
+                    abstained: num("abstained"),
+                    not_applicable: num("not_applicable"),
+                    copies: num("copies"),
+                    llm_calls,
+                    llm_calls_total: total,
+                    llm_calls_per_question: if questions == 0 {
+                        0.0
+                    } else {
+                        total as f64 / questions as f64
+                    },
+                    embed_calls: num("embed_calls") + num("plan_embed_calls"),
+                    prompt_tokens: num("prompt_tokens") + num("plan_prompt_tokens"),
+                    eval_tokens: num("eval_tokens") + num("plan_eval_tokens"),
+                    duration_s: end.saturating_sub(num("created_ms")) as f64 / 1000.0,
+                }
+            },
         })
     }
 }

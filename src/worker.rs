@@ -4,7 +4,7 @@
 //! Lock renewal stays on the async runtime; parsing and inference run on blocking threads.
 
 use crate::kb::KnowledgeBase;
-use crate::pipeline::{self, PipelineContext, RowOutcome, RowStatus};
+use crate::pipeline::{self, PipelineContext, Plan, RowOutcome, RowStatus};
 use crate::queue::{
     BatchSpec, JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig, QueueError,
     RfpQueue,
@@ -138,20 +138,23 @@ impl Shared {
                 .map_err(retry)?;
         }
         crate::submit::require_questions(&questionnaire).map_err(fail)?;
-        let questions: Vec<_> = questionnaire.questions().cloned().collect();
-        let batches = self
-            .queue
-            .start_batches(id, &questions)
-            .await
-            .map_err(retry)?;
+        let plan = Plan::build(&self.router, &questionnaire).await;
+        for w in &plan.warnings {
+            tracing::warn!(job = id, warning = w.as_str(), "plan");
+        }
+        let batches = self.queue.start_batches(id, &plan).await.map_err(retry)?;
         tracing::info!(
             job = id,
-            questions = questions.len(),
+            rows = plan.rows.len(),
+            questions = plan.question_count(),
+            copies = plan.rows.iter().filter(|r| r.same_as.is_some()).count(),
+            language = plan.language.name(),
+            classify_calls = plan.calls.classify,
             batches,
             data_policy = ?self.router.config().data_policy,
             "planned"
         );
-        Ok(serde_json::json!({"questions": questions.len(), "batches": batches}))
+        Ok(serde_json::json!({"rows": plan.rows.len(), "batches": batches}))
     }
 
     async fn batch(
@@ -178,8 +181,9 @@ impl Shared {
         };
         let lock = job.token().map(str::to_string);
         let mut written = 0;
-        let rows = plan.iter().enumerate().take(spec.end).skip(spec.start);
-        for (index, question) in rows {
+        // Outcomes of this run, for dependent rows and copies further down the batch.
+        let mut done: HashMap<usize, RowOutcome> = HashMap::new();
+        for index in spec.start..spec.end.min(plan.rows.len()) {
             if token.is_cancelled() {
                 // Shutdown: finished rows are checkpointed; hand the rest of the batch back to
                 // the queue at once, without spending a retry or waiting for stall detection.
@@ -192,28 +196,65 @@ impl Shared {
                     "worker shutting down".into(),
                 ));
             }
-            if self.queue.has_row(id, index).await.map_err(retry)? {
-                continue; // answered by an earlier run of this batch
+            if plan.rows[index].same_as.is_some() {
+                continue; // written by the batch that answers its first copy (or by assemble)
             }
-            let outcome = pipeline::answer_row(&ctx, question).await;
-            // Fence: only the holder of the job lock may write. A worker that lost it stops.
-            if let Some(t) = &lock {
-                job.extend_lock(t, self.lock_ms).await.map_err(|e| {
-                    bullmq::Error::ProcessingError(format!(
-                        "lost the job lock, not writing row {index}: {e}"
-                    ))
-                })?;
+            let outcome = match self.queue.row(id, index).await.map_err(retry)? {
+                // Answered by an earlier run of this batch; its copies may still be missing.
+                Some(o) => o,
+                None => {
+                    let parent = match plan.parent_key(index) {
+                        Some(p) => match done.get(&p) {
+                            Some(o) => Some(o.clone()),
+                            None => self.queue.row(id, p).await.map_err(retry)?,
+                        },
+                        None => None,
+                    };
+                    let outcome =
+                        pipeline::answer_planned(&ctx, &plan, index, parent.as_ref()).await;
+                    self.fence(job, &lock, index).await?;
+                    if self
+                        .queue
+                        .checkpoint(id, index, &outcome)
+                        .await
+                        .map_err(retry)?
+                    {
+                        written += 1;
+                    }
+                    outcome
+                }
+            };
+            // Fan the answer out to every copy of a repeated question, each with its own place.
+            let copies: Vec<usize> = plan.copies_of(index).collect();
+            if !copies.is_empty() {
+                self.fence(job, &lock, index).await?;
+                for c in copies {
+                    let copy = pipeline::copy_outcome(&plan, c, &outcome);
+                    if self.queue.checkpoint(id, c, &copy).await.map_err(retry)? {
+                        written += 1;
+                    }
+                }
             }
-            if self
-                .queue
-                .checkpoint(id, index, &outcome)
-                .await
-                .map_err(retry)?
-            {
-                written += 1;
-            }
+            done.insert(index, outcome);
         }
         Ok(serde_json::json!({"rows_written": written}))
+    }
+
+    /// Only the holder of the job lock may write: extends it, or stops the batch.
+    async fn fence(
+        &self,
+        job: &Job,
+        lock: &Option<String>,
+        index: usize,
+    ) -> Result<(), bullmq::Error> {
+        if let Some(t) = lock {
+            job.extend_lock(t, self.lock_ms).await.map_err(|e| {
+                bullmq::Error::ProcessingError(format!(
+                    "lost the job lock, not writing row {index}: {e}"
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     async fn assemble(&self, job: &Job) -> Result<serde_json::Value, bullmq::Error> {
@@ -230,16 +271,30 @@ impl Shared {
             .unwrap_or_default()
             .into_values()
             .collect();
-        let outcomes: Vec<RowOutcome> = plan
-            .iter()
-            .enumerate()
-            .map(|(i, q)| {
-                rows.remove(&i).unwrap_or_else(|| {
+        let mut outcomes: Vec<Option<RowOutcome>> =
+            (0..plan.rows.len()).map(|i| rows.remove(&i)).collect();
+        // A copy whose first copy was answered but not fanned out (its batch crashed between
+        // the two writes) takes the answer now.
+        for (i, row) in plan.rows.iter().enumerate() {
+            if outcomes[i].is_none()
+                && let Some(same) = &row.same_as
+                && let Some(first) = &outcomes[same.index]
+            {
+                let copy = pipeline::copy_outcome(&plan, i, first);
+                self.queue.checkpoint(id, i, &copy).await.map_err(retry)?;
+                outcomes[i] = Some(copy);
+            }
+        }
+        let outcomes: Vec<RowOutcome> = outcomes
+            .into_iter()
+            .zip(&plan.rows)
+            .map(|(o, row)| {
+                o.unwrap_or_else(|| {
                     let why = failures
                         .first()
                         .cloned()
                         .unwrap_or_else(|| "row was never answered".into());
-                    RowOutcome::unanswered(q, format!("batch failed: {why}"))
+                    RowOutcome::unanswered(&row.question, format!("batch failed: {why}"))
                 })
             })
             .collect();

@@ -11,11 +11,13 @@ use util::entry_text;
 fn row(status: &str, confidence: f32) -> ReviewRow {
     ReviewRow {
         sheet: "Checklist".into(),
+        row: 8,
         cells: "F8, G8".into(),
         id: Some("DOCU-01".into()),
         question: "Security Center/Defender enabled in all subscriptions".into(),
         answers: "Fulfilled\n=Enabled & audited <yearly> 暗号化".into(),
         confidence,
+        band: if confidence >= 0.6 { "high" } else { "review" }.into(),
         sources: vec![
             "policies/security.md#defender".into(),
             "past-answers/2024.xlsx!B7".into(),
@@ -33,7 +35,7 @@ fn review_workbook_content_and_layout() {
         row("needs review", 0.4),
         row("failed", 0.0),
         row("answered", 1.5),
-        row("library match", 1.0),
+        row("not applicable", 1.0),
     ];
     let bytes = write_review(&rows).expect("review");
     let mut xl: Xlsx<_> =
@@ -41,18 +43,20 @@ fn review_workbook_content_and_layout() {
     assert_eq!(xl.sheet_names(), vec!["Review", "Summary"]);
 
     let review = xl.worksheet_range("Review").expect("review sheet");
-    let header: Vec<String> = (0..10)
+    let header: Vec<String> = (0..12)
         .map(|c| review.get_value((0, c)).unwrap().to_string())
         .collect();
     assert_eq!(
         header,
         [
             "Sheet",
+            "Row",
             "Cell(s)",
             "ID",
             "Question",
             "Answer",
             "Confidence",
+            "Band",
             "Sources",
             "Model",
             "Status",
@@ -60,35 +64,40 @@ fn review_workbook_content_and_layout() {
         ]
     );
     assert_eq!(review.height(), 6);
+    assert_eq!(review.get_value((1, 1)), Some(&Data::Float(8.0)));
     assert_eq!(
-        review.get_value((1, 4)),
+        review.get_value((1, 5)),
         Some(&Data::String(rows[0].answers.clone()))
     );
     assert_eq!(
-        review.get_value((1, 5)),
+        review.get_value((1, 6)),
         Some(&Data::Float(0.8999999761581421))
     );
     assert_eq!(
-        review.get_value((4, 5)),
+        review.get_value((4, 6)),
         Some(&Data::Float(1.0)),
         "confidence clamped"
     );
     assert_eq!(
-        review.get_value((2, 6)),
+        review.get_value((2, 7)),
+        Some(&Data::String("review".into()))
+    );
+    assert_eq!(
+        review.get_value((2, 8)),
         Some(&Data::String(rows[1].sources.join("\n")))
     );
     assert_eq!(
-        review.get_value((3, 8)),
+        review.get_value((3, 10)),
         Some(&Data::String("failed".into()))
     );
     assert_eq!(
-        review.get_value((3, 9)),
+        review.get_value((3, 11)),
         Some(&Data::String("why it is failed".into())),
         "the reason has its own column, so the status stays countable"
     );
 
     let summary = xl.worksheet_range("Summary").expect("summary sheet");
-    let counts: Vec<(String, String)> = (0..summary.height() as u32)
+    let counts: Vec<(String, String)> = (0..6)
         .map(|r| {
             (
                 summary.get_value((r, 0)).unwrap().to_string(),
@@ -99,7 +108,7 @@ fn review_workbook_content_and_layout() {
     let expect = [
         ("Status", "Count"),
         ("answered", "2"),
-        ("library match", "1"),
+        ("not applicable", "1"),
         ("needs review", "1"),
         ("failed", "1"),
         ("Total", "5"),
@@ -113,16 +122,16 @@ fn review_workbook_content_and_layout() {
         ),
         "{xml}"
     );
-    assert!(xml.contains(r#"<autoFilter ref="A1:J6"/>"#));
+    assert!(xml.contains(r#"<autoFilter ref="A1:L6"/>"#));
     assert_eq!(xml.matches("<cfRule").count(), 4);
-    for s in ["answered", "library match", "needs review", "failed"] {
+    for s in ["answered", "not applicable", "needs review", "failed"] {
         assert!(
             xml.contains(&format!("<formula>\"{s}\"</formula>")),
             "conditional format for {s}: {xml}"
         );
     }
     assert!(
-        xml.contains(r#"<col min="4" max="5" width="60.7109375""#),
+        xml.contains(r#"<col min="5" max="6" width="60.7109375""#),
         "question/answer columns are wide"
     );
     let styles = entry_text(&bytes, "xl/styles.xml");
@@ -142,7 +151,7 @@ fn empty_review_and_oversized_text() {
     let text = xl
         .worksheet_range("Review")
         .unwrap()
-        .get_value((1, 4))
+        .get_value((1, 5))
         .unwrap()
         .to_string();
     assert_eq!(text.chars().count(), 32_767);

@@ -387,6 +387,46 @@ pub struct RouterConfig {
     /// Targets tried in order after the first one fails.
     #[serde(default)]
     pub fallback_strategy: BTreeMap<Task, Vec<Spanned<String>>>,
+    /// How the answer pipeline decides, cites and flags (thresholds, source caps).
+    #[serde(default)]
+    pub answering: AnsweringConfig,
+}
+
+/// The answer pipeline's knobs (`answering:` in the config file).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnsweringConfig {
+    /// Rows whose confidence is below this are flagged `needs review`.
+    pub review_threshold: f32,
+    /// A past answered question at least this similar (cosine) answers directly.
+    pub library_threshold: f32,
+    /// Sources shown to the model and cited, at most.
+    pub max_sources: usize,
+    /// Evidence whose cosine similarity to the question is below this is dropped.
+    pub min_evidence_score: f32,
+    /// Evidence more than this below the best source's similarity is dropped.
+    pub evidence_drop: f32,
+    /// One extra batched LLM call per question that drops sources judged irrelevant.
+    pub relevance_check: bool,
+    /// Questions at least this similar (cosine, plus word overlap) are answered once.
+    pub duplicate_similarity: f32,
+    /// Ambiguous rows sent to the classifier per call (with their neighbours as context).
+    pub classify_window: usize,
+}
+
+impl Default for AnsweringConfig {
+    fn default() -> Self {
+        Self {
+            review_threshold: 0.6,
+            library_threshold: 0.86,
+            max_sources: 5,
+            min_evidence_score: 0.30,
+            evidence_drop: 0.2,
+            relevance_check: false,
+            duplicate_similarity: 0.95,
+            classify_window: 8,
+        }
+    }
 }
 
 /// A resolved `provider:model` target.
@@ -439,6 +479,34 @@ fn invalid(line: u64, field: impl Into<String>, message: impl Into<String>) -> I
     }
 }
 
+impl AnsweringConfig {
+    fn check(&self) -> Result<(), Invalid> {
+        let unit = [
+            ("review_threshold", self.review_threshold),
+            ("library_threshold", self.library_threshold),
+            ("min_evidence_score", self.min_evidence_score),
+            ("evidence_drop", self.evidence_drop),
+            ("duplicate_similarity", self.duplicate_similarity),
+        ];
+        for (name, v) in unit {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(invalid(
+                    0,
+                    format!("answering.{name}"),
+                    format!("{v} is not between 0 and 1"),
+                ));
+            }
+        }
+        if self.max_sources == 0 || self.max_sources > 20 {
+            return Err(invalid(0, "answering.max_sources", "must be 1..=20"));
+        }
+        if self.classify_window == 0 || self.classify_window > 50 {
+            return Err(invalid(0, "answering.classify_window", "must be 1..=50"));
+        }
+        Ok(())
+    }
+}
+
 impl RouterConfig {
     /// Loads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -482,6 +550,7 @@ impl RouterConfig {
         check_retry(&self.defaults.retry, 0, "defaults.retry")?;
         check_cooldown(&self.defaults.cooldown, 0, "defaults.cooldown")?;
         check_timeouts(&self.defaults.timeouts, 0, "defaults.timeouts")?;
+        self.answering.check()?;
         for (name, p) in &self.providers {
             let line = p.referenced.line();
             let field = |f: &str| format!("providers.{name}.{f}");

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewRow {
     pub sheet: String,
+    /// 1-based row of the question in its sheet.
+    pub row: u32,
     /// The answer cell(s), e.g. `F8, G8`.
     pub cells: String,
     pub id: Option<String>,
@@ -18,9 +20,11 @@ pub struct ReviewRow {
     pub answers: String,
     /// 0.0 ..= 1.0.
     pub confidence: f32,
+    /// `library`, `high` or `review` (empty for rows not answered).
+    pub band: String,
     pub sources: Vec<String>,
     pub model: String,
-    /// `answered`, `library match`, `needs review`, `failed` (others are shown uncoloured).
+    /// `answered`, `needs review`, `not applicable`, `failed` (others are shown uncoloured).
     pub status: String,
     /// Why the row needs review or failed, for the reviewer.
     pub note: Option<String>,
@@ -29,19 +33,21 @@ pub struct ReviewRow {
 /// Statuses with a colour, in summary order: (status, fill, font).
 const STATUS_COLOURS: [(&str, u32, u32); 4] = [
     ("answered", 0xC6EFCE, 0x006100),
-    ("library match", 0xDDEBF7, 0x1F4E78),
+    ("not applicable", 0xDDEBF7, 0x1F4E78),
     ("needs review", 0xFFEB9C, 0x9C5700),
     ("failed", 0xFFC7CE, 0x9C0006),
 ];
 
 /// (header, width) of the Review sheet's columns.
-const COLUMNS: [(&str, f64); 10] = [
+const COLUMNS: [(&str, f64); 12] = [
     ("Sheet", 16.0),
+    ("Row", 6.0),
     ("Cell(s)", 10.0),
     ("ID", 12.0),
     ("Question", 60.0),
     ("Answer", 60.0),
     ("Confidence", 12.0),
+    ("Band", 9.0),
     ("Sources", 40.0),
     ("Model", 18.0),
     ("Status", 14.0),
@@ -99,21 +105,24 @@ pub fn write_review(rows: &[ReviewRow]) -> Result<Vec<u8>, WorkbookError> {
             u32::try_from(i + 1).map_err(|_| WorkbookError::Review("too many rows".into()))?;
         let texts = [
             (0, r.sheet.as_str(), &top),
-            (1, r.cells.as_str(), &top),
-            (2, r.id.as_deref().unwrap_or(""), &top),
-            (3, r.question.as_str(), &wrap),
-            (4, r.answers.as_str(), &wrap),
-            (7, r.model.as_str(), &top),
-            (8, r.status.as_str(), &top),
-            (9, r.note.as_deref().unwrap_or(""), &wrap),
+            (2, r.cells.as_str(), &top),
+            (3, r.id.as_deref().unwrap_or(""), &top),
+            (4, r.question.as_str(), &wrap),
+            (5, r.answers.as_str(), &wrap),
+            (7, r.band.as_str(), &top),
+            (9, r.model.as_str(), &top),
+            (10, r.status.as_str(), &top),
+            (11, r.note.as_deref().unwrap_or(""), &wrap),
         ];
         for (col, text, format) in texts {
             ws.write_string_with_format(row, col, fit(text), format)
                 .map_err(review_err)?;
         }
-        ws.write_number_with_format(row, 5, f64::from(r.confidence.clamp(0.0, 1.0)), &percent)
+        ws.write_number_with_format(row, 1, f64::from(r.row), &top)
             .map_err(review_err)?;
-        ws.write_string_with_format(row, 6, fit(&r.sources.join("\n")), &wrap)
+        ws.write_number_with_format(row, 6, f64::from(r.confidence.clamp(0.0, 1.0)), &percent)
+            .map_err(review_err)?;
+        ws.write_string_with_format(row, 8, fit(&r.sources.join("\n")), &wrap)
             .map_err(review_err)?;
     }
     let last_row =
@@ -141,7 +150,7 @@ fn colour_statuses(ws: &mut Worksheet, last_row: u32) -> Result<(), WorkbookErro
                     .set_background_color(fill)
                     .set_font_color(font),
             );
-        ws.add_conditional_format(1, 8, last_row, 8, &cf)
+        ws.add_conditional_format(1, 10, last_row, 10, &cf)
             .map_err(review_err)?;
     }
     Ok(())
@@ -178,5 +187,17 @@ fn write_summary(
         .map_err(review_err)?;
     ws.write_number_with_format(row, 1, rows.len() as f64, &bold)
         .map_err(review_err)?;
+    // Confidence bands, for calibrating the review threshold.
+    row += 2;
+    ws.write_string_with_format(row, 0, "Band", header)
+        .map_err(review_err)?;
+    ws.write_string_with_format(row, 1, "Count", header)
+        .map_err(review_err)?;
+    for band in ["library", "high", "review"] {
+        row += 1;
+        ws.write_string(row, 0, band).map_err(review_err)?;
+        let n = rows.iter().filter(|r| r.band == band).count();
+        ws.write_number(row, 1, n as f64).map_err(review_err)?;
+    }
     Ok(())
 }

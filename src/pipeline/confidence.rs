@@ -1,0 +1,123 @@
+//! Confidence of an answer, from its evidence: a library match, the similarity of the cited
+//! source, how well the written answer agrees with the cited text, and whether the output
+//! needed repair. Maps confidence to the bands reviewers sort by (library / high / review).
+//! Does not call anything; thresholds come from `answering:` in the config.
+
+use serde::{Deserialize, Serialize};
+
+/// How much a reviewer should trust a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    /// Answered from a past answer to the same question (no generation).
+    Library,
+    /// Generated, grounded in a close source, at or above the review threshold.
+    High,
+    /// Below the review threshold, or an abstention: a person must look.
+    Review,
+}
+
+impl Band {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Library => "library",
+            Band::High => "high",
+            Band::Review => "review",
+        }
+    }
+}
+
+/// What the confidence of a generated answer is computed from.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// Cosine similarity of the question and the cited source (the best source when the
+    /// model cited none).
+    pub source_similarity: f32,
+    /// The model cited a source.
+    pub cited: bool,
+    /// Cosine similarity of the written explanation and the cited source, when there is both.
+    pub agreement: Option<f32>,
+    /// The router had to re-prompt for valid structured output.
+    pub repaired: bool,
+    /// A choice slot got no legal value.
+    pub missing_choice: bool,
+    /// A text slot was left empty (the model's text was unusable).
+    pub missing_text: bool,
+}
+
+/// Confidence of a library match: 0.9 at the threshold up to 1.0 for the same question.
+pub fn library(similarity: f32, threshold: f32) -> f32 {
+    let span = (1.0 - threshold).max(1e-3);
+    (0.9 + 0.1 * ((similarity - threshold) / span)).clamp(0.9, 1.0)
+}
+
+/// Confidence of a generated answer, 0..1.
+pub fn generated(s: &Signals) -> f32 {
+    // A source at cosine 0.30 (the evidence floor) gives 0.35; 0.80 gives 0.95.
+    let mut c = (0.35 + (s.source_similarity - 0.30) * 1.2).clamp(0.2, 0.95);
+    if !s.cited {
+        c *= 0.8;
+    }
+    if let Some(a) = s.agreement {
+        // Explanations that restate the source (cosine ≥ 0.7) keep everything; unrelated
+        // text (≤ 0.2) loses a quarter.
+        c *= 0.75 + 0.25 * ((a - 0.2) / 0.5).clamp(0.0, 1.0);
+    }
+    if s.repaired {
+        c *= 0.85;
+    }
+    if s.missing_choice {
+        c *= 0.5;
+    }
+    if s.missing_text {
+        c *= 0.6;
+    }
+    c.clamp(0.0, 1.0)
+}
+
+/// The band of a generated answer.
+pub fn band(confidence: f32, review_threshold: f32) -> Band {
+    if confidence >= review_threshold {
+        Band::High
+    } else {
+        Band::Review
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_raises_and_doubt_lowers_confidence() {
+        let strong = Signals {
+            source_similarity: 0.75,
+            cited: true,
+            agreement: Some(0.8),
+            ..Default::default()
+        };
+        let c = generated(&strong);
+        assert!(c > 0.85, "{c}");
+        assert_eq!(band(c, 0.6), Band::High);
+        let weak = Signals {
+            source_similarity: 0.35,
+            cited: false,
+            agreement: Some(0.1),
+            ..Default::default()
+        };
+        assert_eq!(band(generated(&weak), 0.6), Band::Review);
+        let repaired = Signals {
+            repaired: true,
+            missing_choice: true,
+            ..strong
+        };
+        assert!(generated(&repaired) < 0.5 * c);
+        let no_text = Signals {
+            missing_text: true,
+            ..strong
+        };
+        assert_eq!(band(generated(&no_text), 0.6), Band::Review);
+        assert_eq!(library(0.86, 0.86), 0.9);
+        assert_eq!(library(1.0, 0.86), 1.0);
+    }
+}
