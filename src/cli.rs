@@ -105,6 +105,39 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
     },
+    /// Cancel a job from any machine: a queued job at once, a running one within a second
+    /// (rows in flight are dropped; finished rows are kept in a partial result).
+    Cancel { job: String },
+    /// Answer again only the failed rows of a finished job (and rows a cancel left undone).
+    Retry {
+        job: String,
+        /// Wait until the job finishes, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Watch a drop folder: queue every questionnaire written into INBOX, put the filled and
+    /// review workbooks (or NAME.error.txt) into OUTBOX, move originals to INBOX/.done.
+    Watch {
+        inbox: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// A KB directory (published to Redis for the workers) or a published KB name.
+        #[arg(long)]
+        kb: Option<String>,
+        #[arg(long, default_value_t = crate::submit::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
+        /// How often INBOX and the jobs are looked at.
+        #[arg(long, default_value_t = 1000)]
+        poll_ms: u64,
+        /// A file must be unchanged this long before it is taken.
+        #[arg(long, default_value_t = 2000)]
+        settle_ms: u64,
+    },
+    /// List the live workers: host, pid, concurrency, active jobs, last beat, memory.
+    Workers {
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a job's state and progress.
     Status {
         job: String,
@@ -407,6 +440,92 @@ pub async fn run(cli: Cli) -> Result<()> {
             worker.shutdown().await?;
             Ok(())
         }
+        Command::Cancel { job } => {
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            match queue.cancel(&job).await? {
+                crate::queue::CancelOutcome::Cancelled => {
+                    println!("{job}: cancelled (it had not started)")
+                }
+                crate::queue::CancelOutcome::Requested => println!(
+                    "{job}: cancel requested; its workers stop within a second and keep the rows already answered (rfpq status {job})"
+                ),
+                crate::queue::CancelOutcome::AlreadyFinal(p) => {
+                    println!("{job}: already {}; nothing to cancel", p.as_str())
+                }
+            }
+            Ok(())
+        }
+        Command::Retry { job, wait } => {
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let n = queue.retry(&job).await?;
+            println!("{job}: {n} row(s) queued again");
+            if wait {
+                let st = watch(&queue, &job, false).await?;
+                if st.state == JobPhase::Failed {
+                    bail!("job {job} failed: {}", st.reason.unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
+        Command::Watch {
+            inbox,
+            out,
+            kb,
+            batch_size,
+            poll_ms,
+            settle_ms,
+        } => {
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let mut opts = crate::watch::WatchOptions::new(inbox, out);
+            opts.kb = kb;
+            opts.batch_size = batch_size;
+            opts.poll = Duration::from_millis(poll_ms.max(50));
+            opts.settle = Duration::from_millis(settle_ms);
+            eprintln!(
+                "watching {} → {} (Ctrl-C to stop; running jobs keep going in the queue)",
+                opts.inbox.display(),
+                opts.outbox.display()
+            );
+            let report = crate::watch::watch(&queue, &opts, shutdown_signal()).await?;
+            eprintln!(
+                "stopped: {} taken, {} refused, {} completed, {} failed, {} still running",
+                report.taken,
+                report.refused,
+                report.completed,
+                report.failed,
+                report.in_flight.len()
+            );
+            Ok(())
+        }
+        Command::Workers { json } => {
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let workers = queue.workers().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&workers)?);
+            } else if workers.is_empty() {
+                println!("no live workers on {} (prefix {})", g.redis_url, g.prefix);
+            } else {
+                let now = crate::queue::now_ms();
+                for w in &workers {
+                    println!(
+                        "{}  pid {}  concurrency {}  {} active job(s){}  last beat {:.1} s ago  RSS {} MiB  up {}",
+                        w.host,
+                        w.pid,
+                        w.concurrency,
+                        w.active_jobs.len(),
+                        if w.active_jobs.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", w.active_jobs.join(", "))
+                        },
+                        now.saturating_sub(w.last_beat_ms) as f64 / 1000.0,
+                        w.rss_bytes / (1024 * 1024),
+                        human_duration(now.saturating_sub(w.started_ms) / 1000)
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Status {
             job,
             json,
@@ -604,10 +723,28 @@ fn status_json(st: &JobStatus) -> serde_json::Value {
     v
 }
 
-/// The first status line: id, state, progress, file.
+/// `1h 02m`, `3m 05s`, `12s`.
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// The first status line: id, state, progress, ETA, file.
 fn status_head(st: &JobStatus) -> String {
+    let eta = st
+        .eta_s
+        .map(|e| format!("  ETA {}", human_duration(e.round() as u64)))
+        .unwrap_or_default();
+    let cancel = if st.cancel_requested && !st.state.is_final() {
+        "  (cancelling)"
+    } else {
+        ""
+    };
     format!(
-        "{}  {}  {}/{} rows  ({} failed, {} need review)  {}",
+        "{}  {}{cancel}  {}/{} rows  ({} failed, {} need review){eta}  {}",
         st.id,
         st.state.as_str(),
         st.rows_done,
@@ -637,6 +774,22 @@ fn status_line(st: &JobStatus) -> String {
     let mut s = status_head(st);
     if let Some(r) = &st.reason {
         s.push_str(&format!("\n  reason: {r}"));
+    }
+    if let Some(b) = st.last_heartbeat_ms
+        && !st.state.is_final()
+    {
+        s.push_str(&format!(
+            "\n  last heartbeat: {:.1} s ago",
+            crate::queue::now_ms().saturating_sub(b) as f64 / 1000.0
+        ));
+    }
+    if !st.models.is_empty() {
+        let models: Vec<String> = st
+            .models
+            .iter()
+            .map(|(m, n)| format!("{m} ({n})"))
+            .collect();
+        s.push_str(&format!("\n  models: {}", models.join(", ")));
     }
     s.push_str(&status_details(st));
     s.push_str(&report_line(&st.report));

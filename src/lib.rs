@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod queue;
 pub mod router;
 pub mod submit;
+pub mod watch;
 pub mod workbook;
 pub mod worker;
 

@@ -74,6 +74,7 @@ pub enum JobPhase {
     Completed,
     CompletedWithErrors,
     Failed,
+    Cancelled,
 }
 
 impl JobPhase {
@@ -84,6 +85,7 @@ impl JobPhase {
             JobPhase::Completed => "completed",
             JobPhase::CompletedWithErrors => "completed_with_errors",
             JobPhase::Failed => "failed",
+            JobPhase::Cancelled => "cancelled",
         }
     }
     fn parse(s: &str) -> Option<Self> {
@@ -93,13 +95,17 @@ impl JobPhase {
             "completed" => JobPhase::Completed,
             "completed_with_errors" => JobPhase::CompletedWithErrors,
             "failed" => JobPhase::Failed,
+            "cancelled" => JobPhase::Cancelled,
             _ => return None,
         })
     }
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobPhase::Completed | JobPhase::CompletedWithErrors | JobPhase::Failed
+            JobPhase::Completed
+                | JobPhase::CompletedWithErrors
+                | JobPhase::Failed
+                | JobPhase::Cancelled
         )
     }
 }
@@ -131,6 +137,15 @@ pub struct JobStatus {
     pub warnings: Vec<String>,
     pub created_ms: u64,
     pub finished_ms: Option<u64>,
+    /// Seconds left at the throughput of the last rows committed (`None` until two rows are
+    /// done, and once the job is final).
+    pub eta_s: Option<f64>,
+    /// When a worker last reported this job alive (its heartbeat, every few seconds).
+    pub last_heartbeat_ms: Option<u64>,
+    /// A cancel was requested (the job stops at its workers' next check).
+    pub cancel_requested: bool,
+    /// Rows answered per model (`provider:model`, or `library`).
+    pub models: BTreeMap<String, u64>,
     /// What the pipeline did so far.
     pub report: JobReport,
 }
@@ -168,16 +183,152 @@ pub struct BatchSpec {
     pub end: usize,
 }
 
-/// Writes a row checkpoint exactly once, counts it and keeps the hash for the retention,
-/// atomically: KEYS = rows hash, meta hash; ARGV = row index, outcome JSON, TTL s, then
-/// (counter, increment) pairs for the meta hash.
+/// A worker entry older than this is dead (it beats every `HEARTBEAT`).
+pub const WORKER_STALE: Duration = Duration::from_secs(30);
+/// How often a worker reports itself and its jobs alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// One worker process as `rfpq workers` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// `host:pid:boot-id`, new at every start.
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    pub concurrency: usize,
+    /// Workbook jobs it is working on.
+    pub active_jobs: Vec<String>,
+    pub started_ms: u64,
+    pub last_beat_ms: u64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    pub version: String,
+}
+
+/// Records a worker's beat and marks its jobs alive: KEYS = registry hash; ARGV = worker id,
+/// worker JSON, now ms, then the meta keys of its jobs (only existing ones are touched).
+static HEARTBEAT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+for i = 4, #ARGV do
+  if redis.call('EXISTS', ARGV[i]) == 1 then
+    redis.call('HSET', ARGV[i], 'last_beat_ms', ARGV[3])
+  end
+end
+return 1",
+    )
+});
+
+/// Why a job cannot be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("the job is still {0}; retry it once it has finished (or cancel it first)")]
+    NotFinished(String),
+    #[error("the job failed before its rows were planned (see its reason); submit the file again")]
+    NeverPlanned,
+    #[error("every row of the job is answered; there is nothing to retry")]
+    NothingFailed,
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl From<redis::RedisError> for RetryError {
+    fn from(e: redis::RedisError) -> Self {
+        RetryError::Queue(e.into())
+    }
+}
+
+impl From<bullmq::Error> for RetryError {
+    fn from(e: bullmq::Error) -> Self {
+        RetryError::Queue(e.into())
+    }
+}
+
+/// Drops the checkpoints of failed rows and reopens the job: KEYS = rows hash, meta hash.
+/// Returns {rows dropped, retry round}. Counters go back by what the dropped rows added.
+static RETRY_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local dropped = 0
+local rows = redis.call('HGETALL', KEYS[1])
+for i = 1, #rows, 2 do
+  local ok, row = pcall(cjson.decode, rows[i + 1])
+  if ok and row['status'] == 'failed' then
+    redis.call('HDEL', KEYS[1], rows[i])
+    dropped = dropped + 1
+  end
+end
+redis.call('HINCRBY', KEYS[2], 'rows_done', -dropped)
+redis.call('HINCRBY', KEYS[2], 'rows_failed', -dropped)
+redis.call('HDEL', KEYS[2], 'cancel_requested', 'reason', 'finished_ms')
+redis.call('HSET', KEYS[2], 'state', 'running')
+local round = redis.call('HINCRBY', KEYS[2], 'retry_round', 1)
+return {dropped, round}",
+    )
+});
+
+/// What `cancel` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelOutcome {
+    /// The job was still queued: it is cancelled and no worker will plan it.
+    Cancelled,
+    /// The job is running: its workers stop at their next check (within about a second).
+    Requested,
+    /// The job had already ended in this state.
+    AlreadyFinal(JobPhase),
+}
+
+/// Sets `state` (+ `reason`, + `finished_ms` when given) unless the job is cancelled:
+/// KEYS = meta; ARGV = state, reason (may be empty), finished_ms (may be empty).
+static SET_PHASE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('HGET', KEYS[1], 'state') == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'finished_ms', ARGV[3]) end
+return 1",
+    )
+});
+
+/// Cancels atomically: KEYS = meta; ARGV = now ms. Returns `unknown`, `final:<state>`,
+/// `cancelled` (was queued: now final) or `requested` (running: workers stop).
+static CANCEL_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'unknown' end
+if state == 'completed' or state == 'completed_with_errors' or state == 'failed'
+  or state == 'cancelled' then return 'final:' .. state end
+redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[1])
+if state == 'queued' then
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'reason', 'cancelled before it started',
+    'finished_ms', ARGV[1])
+  return 'cancelled'
+end
+return 'requested'",
+    )
+});
+
+/// Rows whose commit times the ETA is computed from.
+const ETA_WINDOW: usize = 20;
+
+/// Writes a row checkpoint exactly once, counts it, notes its time for the ETA and keeps the
+/// keys for the retention, atomically: KEYS = rows hash, meta hash, recent-commits list;
+/// ARGV = row index, outcome JSON, TTL s, now ms, window, then (counter, increment) pairs.
 static CHECKPOINT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
   redis.call('HINCRBY', KEYS[2], 'rows_done', 1)
-  for i = 4, #ARGV - 1, 2 do
+  redis.call('HSET', KEYS[2], 'last_row_ms', ARGV[4])
+  redis.call('LPUSH', KEYS[3], ARGV[4])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  for i = 6, #ARGV - 1, 2 do
     redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   return 1
@@ -370,25 +521,106 @@ impl RfpQueue {
         Ok(m)
     }
 
+    /// Sets the user-visible state (and reason). A cancelled job stays cancelled: a worker that
+    /// finishes a step after the cancel cannot move it back to running or completed.
     pub async fn set_phase(
         &self,
         id: &str,
         phase: JobPhase,
         reason: Option<&str>,
     ) -> Result<(), QueueError> {
-        let mut fields = vec![("state", phase.as_str().to_string())];
-        if let Some(r) = reason {
-            fields.push(("reason", r.to_string()));
+        let mut script = SET_PHASE_SCRIPT.key(self.key(id, "meta"));
+        script
+            .arg(phase.as_str())
+            .arg(reason.unwrap_or_default())
+            .arg(if phase.is_final() {
+                now_ms().to_string()
+            } else {
+                String::new()
+            });
+        let _: i64 = script.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Cancels a job from any process. A queued job is cancelled at once (its plan job is
+    /// removed, and a worker that already took it stops at its first check); a running job is
+    /// flagged, and its workers stop before the next row or LLM call, dropping calls in flight.
+    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, QueueError> {
+        let mut script = CANCEL_SCRIPT.key(self.key(id, "meta"));
+        script.arg(now_ms().to_string());
+        let answer: String = script.invoke_async(&mut self.conn.clone()).await?;
+        match answer.as_str() {
+            "unknown" => Err(QueueError::UnknownJob(id.into())),
+            "cancelled" => {
+                // Best effort: a plan job a worker holds cannot be removed, but that worker
+                // sees the flag before it plans.
+                let _ = self.bull.remove(&format!("{id}-plan")).await;
+                Ok(CancelOutcome::Cancelled)
+            }
+            "requested" => Ok(CancelOutcome::Requested),
+            other => Ok(CancelOutcome::AlreadyFinal(
+                other
+                    .strip_prefix("final:")
+                    .and_then(JobPhase::parse)
+                    .unwrap_or(JobPhase::Failed),
+            )),
         }
-        if phase.is_final() {
-            fields.push(("finished_ms", now_ms().to_string()));
+    }
+
+    fn workers_key(&self) -> String {
+        format!("{}:rfpq-workers", self.cfg.prefix)
+    }
+
+    /// Registers (or refreshes) a worker and marks its active jobs alive.
+    pub async fn heartbeat(&self, info: &WorkerInfo) -> Result<(), QueueError> {
+        let json = serde_json::to_string(info)
+            .map_err(|e| QueueError::Damaged(info.id.clone(), e.to_string()))?;
+        let mut script = HEARTBEAT_SCRIPT.key(self.workers_key());
+        script.arg(&info.id).arg(json).arg(info.last_beat_ms);
+        for job in &info.active_jobs {
+            script.arg(self.key(job, "meta"));
         }
-        let _: () = self
+        let _: i64 = script.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Removes a worker from the registry (clean shutdown).
+    pub async fn unregister(&self, worker_id: &str) -> Result<(), QueueError> {
+        let _: i64 = self
             .conn
             .clone()
-            .hset_multiple(self.key(id, "meta"), &fields)
+            .hdel(self.workers_key(), worker_id)
             .await?;
         Ok(())
+    }
+
+    /// Live workers, oldest first; entries without a beat for `WORKER_STALE` are removed.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, QueueError> {
+        let raw: HashMap<String, String> = self.conn.clone().hgetall(self.workers_key()).await?;
+        let now = now_ms();
+        let mut live = Vec::new();
+        for (id, json) in raw {
+            match serde_json::from_str::<WorkerInfo>(&json) {
+                Ok(w) if now.saturating_sub(w.last_beat_ms) < WORKER_STALE.as_millis() as u64 => {
+                    live.push(w)
+                }
+                _ => {
+                    let _: i64 = self.conn.clone().hdel(self.workers_key(), &id).await?;
+                }
+            }
+        }
+        live.sort_by(|a, b| a.started_ms.cmp(&b.started_ms).then(a.id.cmp(&b.id)));
+        Ok(live)
+    }
+
+    /// Whether a cancel was requested for the job.
+    pub async fn cancel_requested(&self, id: &str) -> Result<bool, QueueError> {
+        let v: Option<String> = self
+            .conn
+            .clone()
+            .hget(self.key(id, "meta"), "cancel_requested")
+            .await?;
+        Ok(v.is_some())
     }
 
     /// Stores the job's plan and enqueues the batch flow: a parent `assemble` job whose
@@ -420,9 +652,21 @@ impl RfpQueue {
             )
             .exec_async(&mut conn)
             .await?;
+        self.enqueue_flow(id, plan, batch_size, "").await
+    }
+
+    /// The flow of batches + assemble for `plan`; `round` tells retries' job ids apart
+    /// (BullMQ keeps a finished job's id, so a retry needs new ones).
+    async fn enqueue_flow(
+        &self,
+        id: &str,
+        plan: &Plan,
+        batch_size: usize,
+        round: &str,
+    ) -> Result<usize, QueueError> {
         let child_opts = |n: usize| {
             JobOptions::new()
-                .job_id(format!("{id}-batch-{n}"))
+                .job_id(format!("{id}{round}-batch-{n}"))
                 .attempts(3)
                 .backoff(BackoffStrategy::Exponential(2000))
                 .ignore_dependency_on_failure()
@@ -432,7 +676,7 @@ impl RfpQueue {
         let mut parent = FlowJob::new(JOB_ASSEMBLE, QUEUE_NAME, serde_json::json!({"job": id}))?
             .options(
                 JobOptions::new()
-                    .job_id(format!("{id}-assemble"))
+                    .job_id(format!("{id}{round}-assemble"))
                     .attempts(3)
                     .remove_on_complete(Self::keep())
                     .remove_on_fail(Self::keep()),
@@ -450,6 +694,47 @@ impl RfpQueue {
         }
         self.flows.add(parent).await?;
         Ok(batches)
+    }
+
+    /// Re-runs only the failed rows of a finished job (`completed_with_errors`, `cancelled`,
+    /// or `failed` after planning): their checkpoints are dropped, the job is running again,
+    /// and a new flow's batches answer every row without a checkpoint. Returns how many rows
+    /// will be answered again.
+    pub async fn retry(&self, id: &str) -> Result<usize, RetryError> {
+        let meta = self.meta(id).await?;
+        let state = meta.get("state").and_then(|s| JobPhase::parse(s));
+        if !state.is_some_and(JobPhase::is_final) {
+            return Err(RetryError::NotFinished(
+                state.map_or("unknown", JobPhase::as_str).into(),
+            ));
+        }
+        let plan = match self.plan(id).await {
+            Ok(p) => p,
+            Err(QueueError::UnknownJob(_)) => return Err(RetryError::NeverPlanned),
+            Err(e) => return Err(e.into()),
+        };
+        let done = self.rows(id).await?;
+        let missing = (0..plan.rows.len())
+            .filter(|i| {
+                done.get(i)
+                    .is_none_or(|o| o.status == crate::pipeline::RowStatus::Failed)
+            })
+            .count();
+        if missing == 0 {
+            return Err(RetryError::NothingFailed);
+        }
+        let mut script = RETRY_SCRIPT.key(self.key(id, "rows"));
+        script.key(self.key(id, "meta"));
+        let (dropped, round): (i64, i64) = script.invoke_async(&mut self.conn.clone()).await?;
+        let batch_size: usize = meta
+            .get("batch_size")
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(10)
+            .max(1);
+        self.enqueue_flow(id, &plan, batch_size, &format!("-r{round}"))
+            .await?;
+        tracing::info!(job = id, dropped, missing, round, "retrying failed rows");
+        Ok(missing)
     }
 
     /// BullMQ state of batch `n` of job `id` (`waiting`, `active`, `completed`, …).
@@ -501,11 +786,17 @@ impl RfpQueue {
         let mut script = CHECKPOINT_SCRIPT.key(&rows);
         script
             .key(self.key(id, "meta"))
+            .key(self.key(id, "recent"))
             .arg(index)
             .arg(json)
-            .arg(RETENTION.as_secs());
+            .arg(RETENTION.as_secs())
+            .arg(now_ms())
+            .arg(ETA_WINDOW);
         for (field, n) in counters.iter().filter(|(_, n)| *n > 0) {
             script.arg(*field).arg(*n);
+        }
+        if !outcome.model.is_empty() && outcome.same_as.is_none() {
+            script.arg(format!("model:{}", outcome.model)).arg(1);
         }
         let written: i64 = script.invoke_async(&mut self.conn.clone()).await?;
         Ok(written == 1)
@@ -719,6 +1010,11 @@ impl RfpQueue {
 
     pub async fn status(&self, id: &str) -> Result<JobStatus, QueueError> {
         let m = self.meta(id).await?;
+        let recent: Vec<u64> = self
+            .conn
+            .clone()
+            .lrange(self.key(id, "recent"), 0, -1)
+            .await?;
         let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         Ok(JobStatus {
             id: id.into(),
@@ -744,6 +1040,27 @@ impl RfpQueue {
                 .unwrap_or_default(),
             created_ms: num("created_ms"),
             finished_ms: m.get("finished_ms").and_then(|v| v.parse().ok()),
+            eta_s: {
+                let state = m.get("state").and_then(|s| JobPhase::parse(s));
+                let left = num("rows_total").saturating_sub(num("rows_done"));
+                match (recent.first(), recent.last()) {
+                    (Some(newest), Some(oldest))
+                        if recent.len() >= 2
+                            && newest > oldest
+                            && !state.is_some_and(JobPhase::is_final) =>
+                    {
+                        let per_row = (newest - oldest) as f64 / (recent.len() - 1) as f64;
+                        Some(left as f64 * per_row / 1000.0)
+                    }
+                    _ => None,
+                }
+            },
+            last_heartbeat_ms: m.get("last_beat_ms").and_then(|v| v.parse().ok()),
+            cancel_requested: m.contains_key("cancel_requested"),
+            models: m
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix("model:")?.to_string(), v.parse().ok()?)))
+                .collect(),
             report: {
                 let llm_calls: BTreeMap<String, u64> = [
                     (

@@ -6,8 +6,8 @@
 use crate::kb::KnowledgeBase;
 use crate::pipeline::{self, PipelineContext, Plan, RowOutcome, RowStatus};
 use crate::queue::{
-    BatchSpec, JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig, QueueError,
-    RfpQueue,
+    BatchSpec, HEARTBEAT, JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig,
+    QueueError, RfpQueue, WorkerInfo,
 };
 use crate::router::Router;
 use bullmq::worker::{CancellationToken, WorkerEvent};
@@ -34,8 +34,10 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             concurrency: 2,
-            lock_duration: Duration::from_secs(30),
-            stalled_interval: Duration::from_secs(10),
+            // A killed worker's batch is re-run when its lock has expired and a stall check
+            // has run: about max(lock, 3 × stalled_interval) with bullmq-official's timer.
+            lock_duration: Duration::from_secs(15),
+            stalled_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(25),
         }
     }
@@ -48,6 +50,17 @@ struct Shared {
     /// Held while a KB is fetched and opened, so concurrent batches load it once.
     kb_loading: tokio::sync::Mutex<()>,
     lock_ms: u64,
+    /// Workbook jobs this process works on (a job may have several batches here at once).
+    active: Mutex<HashMap<String, usize>>,
+    /// This worker's registry id, recorded in every checkpoint it writes.
+    id: String,
+}
+
+/// How often a running batch looks at the job's cancel flag while a row is in flight.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+fn cancelled() -> bullmq::Error {
+    bullmq::Error::Unrecoverable("cancelled by user".into())
 }
 
 fn fail(msg: impl Into<String>) -> bullmq::Error {
@@ -119,7 +132,24 @@ impl Shared {
         Ok(kb)
     }
 
+    /// Resolves once a cancel is requested for job `id` (polls Redis; errors count as "not yet").
+    async fn until_cancelled(&self, id: &str) {
+        loop {
+            tokio::time::sleep(CANCEL_POLL).await;
+            if self.queue.cancel_requested(id).await.unwrap_or(false) {
+                return;
+            }
+        }
+    }
+
     async fn plan(&self, id: &str) -> Result<serde_json::Value, bullmq::Error> {
+        if self.queue.cancel_requested(id).await.map_err(retry)? {
+            self.queue
+                .set_phase(id, JobPhase::Cancelled, Some("cancelled before it started"))
+                .await
+                .map_err(retry)?;
+            return Ok(serde_json::json!({"cancelled": true}));
+        }
         let bytes = self.queue.file(id).await.map_err(|e| fail(e.to_string()))?;
         self.queue
             .set_phase(id, JobPhase::Running, None)
@@ -199,6 +229,9 @@ impl Shared {
             if plan.rows[index].same_as.is_some() {
                 continue; // written by the batch that answers its first copy (or by assemble)
             }
+            if self.queue.cancel_requested(id).await.map_err(retry)? {
+                return Err(cancelled());
+            }
             let outcome = match self.queue.row(id, index).await.map_err(retry)? {
                 // Answered by an earlier run of this batch; its copies may still be missing.
                 Some(o) => o,
@@ -210,8 +243,12 @@ impl Shared {
                         },
                         None => None,
                     };
-                    let outcome =
-                        pipeline::answer_planned(&ctx, &plan, index, parent.as_ref()).await;
+                    // A cancel drops the row in flight (and its LLM request) at once.
+                    let mut outcome = tokio::select! {
+                        o = pipeline::answer_planned(&ctx, &plan, index, parent.as_ref()) => o,
+                        () = self.until_cancelled(id) => return Err(cancelled()),
+                    };
+                    outcome.worker = Some(self.id.clone());
                     self.fence(job, &lock, index).await?;
                     if self
                         .queue
@@ -229,7 +266,8 @@ impl Shared {
             if !copies.is_empty() {
                 self.fence(job, &lock, index).await?;
                 for c in copies {
-                    let copy = pipeline::copy_outcome(&plan, c, &outcome);
+                    let mut copy = pipeline::copy_outcome(&plan, c, &outcome);
+                    copy.worker = Some(self.id.clone());
                     if self.queue.checkpoint(id, c, &copy).await.map_err(retry)? {
                         written += 1;
                     }
@@ -303,6 +341,7 @@ impl Shared {
             .iter()
             .filter(|o| o.status == RowStatus::Failed)
             .count();
+        let total = outcomes.len();
         let assembled =
             tokio::task::spawn_blocking(move || pipeline::assemble(&original, &outcomes))
                 .await
@@ -313,7 +352,18 @@ impl Shared {
             .store_results(id, &assembled.filled, &assembled.review)
             .await
             .map_err(retry)?;
-        let (phase, reason) = if failed == 0 {
+        let cancel = self.queue.cancel_requested(id).await.map_err(retry)?;
+        let (phase, reason) = if cancel {
+            let answered = total - failed;
+            (
+                JobPhase::Cancelled,
+                Some(format!(
+                    "cancelled by user; {answered} of {} rows were done before the cancel \
+                     (see the partial result)",
+                    total
+                )),
+            )
+        } else if failed == 0 {
             (JobPhase::Completed, None)
         } else {
             (
@@ -335,6 +385,55 @@ pub struct RunningWorker {
     worker: Arc<Worker>,
     grace: Duration,
     events: tokio::task::JoinHandle<()>,
+    beat: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+    id: String,
+}
+
+/// This process's resident memory, bytes (0 when it cannot be read).
+fn rss_bytes(sys: &mut Option<sysinfo::System>) -> u64 {
+    let (Some(sys), Ok(pid)) = (sys.as_mut(), sysinfo::get_current_pid()) else {
+        return 0;
+    };
+    sys.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), false);
+    sys.process(pid).map_or(0, |p| p.memory())
+}
+
+/// Beats every `HEARTBEAT`: the worker's registry entry (`rfpq workers`) and, in each of its
+/// jobs, `last_beat_ms` (`rfpq status`). Runs on the async runtime; CPU work never does.
+fn spawn_heartbeat(
+    shared: Arc<Shared>,
+    id: String,
+    concurrency: usize,
+) -> tokio::task::JoinHandle<()> {
+    let host = sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into());
+    let started_ms = crate::queue::now_ms();
+    tokio::spawn(async move {
+        let mut sys = sysinfo::System::new().ok();
+        loop {
+            let active_jobs: Vec<String> = {
+                let a = shared.active.lock().unwrap_or_else(|p| p.into_inner());
+                let mut jobs: Vec<String> = a.keys().filter(|k| !k.is_empty()).cloned().collect();
+                jobs.sort();
+                jobs
+            };
+            let info = WorkerInfo {
+                id: id.clone(),
+                host: host.clone(),
+                pid: std::process::id(),
+                concurrency,
+                active_jobs,
+                started_ms,
+                last_beat_ms: crate::queue::now_ms(),
+                rss_bytes: rss_bytes(&mut sys),
+                version: env!("CARGO_PKG_VERSION").into(),
+            };
+            if let Err(e) = shared.queue.heartbeat(&info).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+            tokio::time::sleep(HEARTBEAT).await;
+        }
+    })
 }
 
 impl RunningWorker {
@@ -345,23 +444,49 @@ impl RunningWorker {
         settings: WorkerSettings,
     ) -> Result<Self, QueueError> {
         let queue = RfpQueue::connect(cfg.clone()).await?;
+        let id = format!(
+            "{}:{}:{}",
+            sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let shared = Arc::new(Shared {
             queue,
             router,
             kbs: Mutex::new(HashMap::new()),
             kb_loading: tokio::sync::Mutex::new(()),
             lock_ms: settings.lock_duration.as_millis() as u64,
+            active: Mutex::new(HashMap::new()),
+            id: id.clone(),
         });
+        let beat = spawn_heartbeat(shared.clone(), id.clone(), settings.concurrency.max(1));
+        let for_processor = shared.clone();
         let processor = move |job: Job, token: CancellationToken| {
-            let shared = shared.clone();
+            let shared = for_processor.clone();
             let span = tracing::info_span!("job", id = job.id(), name = job.name());
             async move {
+                let workbook = job_ref(&job);
+                *shared
+                    .active
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(workbook.clone())
+                    .or_default() += 1;
                 let result = match job.name() {
                     JOB_PLAN => shared.plan(&job_ref(&job)).await,
                     JOB_BATCH => shared.batch(&job, &token).await,
                     JOB_ASSEMBLE => shared.assemble(&job).await,
                     other => Err(fail(format!("unknown job name '{other}'"))),
                 };
+                {
+                    let mut active = shared.active.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(n) = active.get_mut(&workbook) {
+                        *n -= 1;
+                        if *n == 0 {
+                            active.remove(&workbook);
+                        }
+                    }
+                }
                 // A plan or assemble job that gives up for good (retries spent on a transient
                 // error) must not leave the user-visible state at "running".
                 if let Err(e) = &result
@@ -413,7 +538,15 @@ impl RunningWorker {
             worker,
             grace: settings.shutdown_grace,
             events,
+            beat,
+            shared,
+            id,
         })
+    }
+
+    /// This worker's registry id (`host:pid:boot-id`).
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Stops fetching, lets each batch finish the row it is on (up to the grace), checkpoints
@@ -422,6 +555,10 @@ impl RunningWorker {
         self.worker.cancel_all_jobs().await;
         self.worker.close(self.grace.as_millis() as u64).await?;
         self.events.abort();
+        self.beat.abort();
+        if let Err(e) = self.shared.queue.unregister(&self.id).await {
+            tracing::warn!(error = %e, "could not leave the worker registry");
+        }
         Ok(())
     }
 }

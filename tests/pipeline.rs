@@ -13,7 +13,6 @@ use llm_stub::{LlmStub, Proto, Step};
 use rfpq::kb::KnowledgeBase;
 use rfpq::pipeline::{self, Band, FillSummary, PipelineContext, Plan, RowOutcome, RowStatus};
 use rfpq::router::Router;
-use rfpq::router::config::RouterConfig;
 use rust_xlsxwriter::{DataValidation, Format, Workbook};
 use std::path::Path;
 use std::sync::Arc;
@@ -78,16 +77,7 @@ fn stub_router(stub: &LlmStub) -> Arc<Router> {
 }
 
 fn stub_router_with(stub: &LlmStub, extra: &str) -> Arc<Router> {
-    let yaml = format!(
-        "defaults:\n  retry: {{max_attempts: 1}}\n\
-         providers:\n  embedded: {{kind: embedded, max_concurrency: 1}}\n  \
-         stub: {{kind: ollama, base_url: '{}', max_concurrency: 2}}\n\
-         models:\n  \"stub:qwen2.5:7b\": {{capabilities: [chat, json_schema], context_window: 32768}}\n\
-         task_models:\n  classify: stub:qwen2.5:7b\n  answer: stub:qwen2.5:7b\n  embed: embedded:all-minilm-l6-v2\n{extra}",
-        stub.url()
-    );
-    let cfg = RouterConfig::parse(&yaml, Path::new("stub.yaml")).expect("config parses");
-    Arc::new(Router::new(cfg).expect("router builds"))
+    common::router_from_yaml(&common::stub_chat_yaml(&stub.url(), extra))
 }
 
 /// The user message of every chat request the stub received.

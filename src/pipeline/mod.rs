@@ -153,6 +153,9 @@ pub struct RowOutcome {
     pub parent: Option<String>,
     #[serde(default)]
     pub calls: CallTally,
+    /// The worker that wrote the checkpoint (`host:pid:boot-id`; none in-process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// What the pipeline needs: the router, optionally a knowledge base, and the job's plan.
@@ -183,6 +186,7 @@ impl RowOutcome {
             same_as: None,
             parent: None,
             calls: CallTally::default(),
+            worker: None,
         }
     }
 

@@ -131,3 +131,56 @@ pub async fn cleanup(prefix: &str) {
         cursor = next;
     }
 }
+
+/// Router config: chat tasks go to an Ollama-protocol stub at `url`, embeddings to the real
+/// all-MiniLM-L6-v2 (the KB's model); one attempt per call. `extra` is appended as is.
+pub fn stub_chat_yaml(url: &str, extra: &str) -> String {
+    format!(
+        "defaults:\n  retry: {{max_attempts: 1}}\n\
+         providers:\n  embedded: {{kind: embedded, max_concurrency: 1}}\n  \
+         stub: {{kind: ollama, base_url: '{url}', max_concurrency: 4}}\n\
+         models:\n  \"stub:qwen2.5:7b\": {{capabilities: [chat, json_schema], context_window: 32768}}\n\
+         task_models:\n  classify: stub:qwen2.5:7b\n  answer: stub:qwen2.5:7b\n  embed: embedded:all-minilm-l6-v2\n{extra}"
+    )
+}
+
+pub fn router_from_yaml(yaml: &str) -> Arc<Router> {
+    let cfg = RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses");
+    Arc::new(Router::new(cfg).expect("router builds"))
+}
+
+/// `n` distinct questions (numbered, so never repeats) that `small_kb` has evidence for.
+pub fn mfa_questions(n: u32) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            format!("Control {i}: is multi-factor authentication enforced for administrators?")
+        })
+        .collect()
+}
+
+/// Writes a `questionnaire` of `questions` into `dir/q.xlsx` and returns its path.
+pub fn questionnaire_file(dir: &Path, questions: &[String]) -> std::path::PathBuf {
+    let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
+    let path = dir.join("q.xlsx");
+    std::fs::write(&path, questionnaire(&refs)).unwrap();
+    path
+}
+
+/// Polls a job's status until `done` holds; panics after `limit`.
+pub async fn wait_status(
+    queue: &rfpq::queue::RfpQueue,
+    id: &str,
+    limit: std::time::Duration,
+    done: impl Fn(&rfpq::queue::JobStatus) -> bool,
+) -> rfpq::queue::JobStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(st) = queue.status(id).await
+            && done(&st)
+        {
+            return st;
+        }
+        assert!(started.elapsed() < limit, "job {id} timed out");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,178 @@
+//! Worker liveness against real Redis and real processes: a `kill -9`ed worker process's batch
+//! is re-run by another worker within 30 s without recomputing committed rows, and a job far
+//! longer than the lock (time-compressed) is never re-run while its worker is healthy.
+//! Chat goes to an Ollama stub with per-answer latency, so rows are in flight when it matters.
+
+mod common;
+#[path = "support/llm_stub.rs"]
+mod llm_stub;
+
+use llm_stub::{Answer, LlmStub, Proto, Step};
+use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
+use rfpq::worker::{RunningWorker, WorkerSettings};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+async fn slow_stub(ms: u64) -> LlmStub {
+    let stub = LlmStub::start(Proto::Ollama).await;
+    stub.set_default(
+        "/api/chat",
+        Step::Answer(
+            Answer::new(
+                r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#,
+            )
+            .delay_first(ms),
+        ),
+    );
+    stub
+}
+
+/// Answer requests per question number ("Control 7: …" → 7), from the stub's log.
+fn asks_per_row(stub: &LlmStub) -> HashMap<u32, usize> {
+    let mut asks = HashMap::new();
+    for r in stub.requests().iter().filter(|r| r.path == "/api/chat") {
+        let user = r.body["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default();
+        if let Some(n) = user
+            .split("<question>Control ")
+            .nth(1)
+            .and_then(|t| t.split(':').next())
+            .and_then(|n| n.parse().ok())
+        {
+            *asks.entry(n).or_default() += 1;
+        }
+    }
+    asks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_rows() {
+    let stub = slow_stub(400).await;
+    let yaml = common::stub_chat_yaml(&stub.url(), "");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("stub.yaml");
+    std::fs::write(&config, &yaml).unwrap();
+    let r = common::router_from_yaml(&yaml);
+    let kb = common::small_kb(&r, tmp.path()).await;
+    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(14));
+    let prefix = common::prefix("kill9");
+    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
+    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    // One batch: the killed worker holds every unanswered row.
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 14)
+        .await
+        .unwrap()
+        .id;
+
+    let mut child = common::rfpq_command(&prefix)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "worker",
+            "--concurrency",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("worker process starts");
+    let started = Instant::now();
+    while queue.status(&id).await.unwrap().rows_done < 4 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL"); // kill -9: no shutdown, the lock is simply not renewed
+    let killed = Instant::now();
+    child.wait().unwrap();
+    let committed: Vec<usize> = queue.rows(&id).await.unwrap().keys().copied().collect();
+    let done_at_kill = queue.status(&id).await.unwrap().rows_done;
+    assert!(done_at_kill < 14);
+
+    let worker = RunningWorker::start(
+        cfg,
+        common::router_from_yaml(&yaml),
+        WorkerSettings::default(),
+    )
+    .await
+    .unwrap();
+    while queue.status(&id).await.unwrap().rows_done <= done_at_kill {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "the batch was not taken over within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovery = killed.elapsed();
+    let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
+        s.state.is_final()
+    })
+    .await;
+    worker.shutdown().await.unwrap();
+    eprintln!("recovered {recovery:?} after kill -9; {done_at_kill} rows were committed");
+    assert_eq!(st.state, JobPhase::Completed, "{st:?}");
+    assert_eq!((st.rows_total, st.rows_done, st.rows_failed), (14, 14, 0));
+    let rows = queue.rows(&id).await.unwrap();
+    assert_eq!(rows.len(), 14, "exactly one answer per row");
+    let asks = asks_per_row(&stub);
+    for i in committed {
+        let n = rows[&i].row - 1; // sheet row 2 holds "Control 1"
+        assert_eq!(
+            asks.get(&n),
+            Some(&1),
+            "row {n} was committed before the kill: {asks:?}"
+        );
+    }
+    assert!(
+        asks.values().all(|n| *n <= 2),
+        "only in-flight rows are asked twice: {asks:?}"
+    );
+    common::cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
+    let stub = slow_stub(300).await;
+    let yaml = common::stub_chat_yaml(&stub.url(), "");
+    let tmp = tempfile::tempdir().unwrap();
+    let r = common::router_from_yaml(&yaml);
+    let kb = common::small_kb(&r, tmp.path()).await;
+    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
+    let prefix = common::prefix("longjob");
+    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
+    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 16)
+        .await
+        .unwrap()
+        .id;
+    // Time-compressed: a 1.5 s lock and 0.5 s stall checks against a ~6 s batch (4× the lock).
+    let settings = WorkerSettings {
+        lock_duration: Duration::from_millis(1500),
+        stalled_interval: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let a = RunningWorker::start(cfg.clone(), r.clone(), settings.clone())
+        .await
+        .unwrap();
+    let b = RunningWorker::start(cfg, r, settings).await.unwrap();
+    let started = Instant::now();
+    let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
+        s.state.is_final()
+    })
+    .await;
+    let took = started.elapsed();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    assert_eq!(st.state, JobPhase::Completed, "{st:?}");
+    assert!(
+        took > Duration::from_millis(3000),
+        "the batch outlived its lock: {took:?}"
+    );
+    let asks = asks_per_row(&stub);
+    assert_eq!(asks.len(), 16);
+    assert!(
+        asks.values().all(|n| *n == 1),
+        "no row ran twice, so the batch was never taken over: {asks:?}"
+    );
+    common::cleanup(&prefix).await;
+}

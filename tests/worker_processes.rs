@@ -1,0 +1,147 @@
+//! Worker processes sharing one job, and SIGTERM to one of them: real `rfpq worker` processes,
+//! real Redis, an Ollama stub with per-answer latency. The stopped worker finishes its row,
+//! hands its batch back at once (no stall wait), exits 0, and the other finishes the job;
+//! every row is asked once and answered once.
+
+mod common;
+#[path = "support/llm_stub.rs"]
+mod llm_stub;
+
+use llm_stub::{Answer, LlmStub, Proto, Step};
+use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn spawn_worker(prefix: &str, config: &Path) -> Child {
+    common::rfpq_command(prefix)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "worker",
+            "--concurrency",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("worker process starts")
+}
+
+fn sigterm(child: &Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_worker_processes_share_a_job_and_sigterm_hands_rows_back() {
+    let stub = LlmStub::start(Proto::Ollama).await;
+    stub.set_default(
+        "/api/chat",
+        Step::Answer(
+            Answer::new(
+                r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#,
+            )
+            .delay_first(400),
+        ),
+    );
+    let yaml = common::stub_chat_yaml(&stub.url(), "");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("stub.yaml");
+    std::fs::write(&config, &yaml).unwrap();
+    let router = common::router_from_yaml(&yaml);
+    let kb = common::small_kb(&router, tmp.path()).await;
+    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
+    let prefix = common::prefix("procs");
+    let queue = RfpQueue::connect(QueueConfig::new(common::redis_url(), prefix.clone()))
+        .await
+        .unwrap();
+
+    let mut a = spawn_worker(&prefix, &config);
+    let mut b = spawn_worker(&prefix, &config);
+    // Both registered before the job arrives, so both take batches.
+    let started = Instant::now();
+    while queue.workers().await.unwrap().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "workers did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
+        .await
+        .unwrap()
+        .id;
+    while queue.status(&id).await.unwrap().rows_done < 6 {
+        assert!(started.elapsed() < Duration::from_secs(120), "no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a_id = {
+        let workers = queue.workers().await.unwrap();
+        workers
+            .iter()
+            .find(|w| w.pid == a.id())
+            .expect("worker A is registered")
+            .id
+            .clone()
+    };
+    sigterm(&a);
+    let stopping = Instant::now();
+    let status = a.wait().unwrap();
+    let exit_took = stopping.elapsed();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    assert!(
+        exit_took < Duration::from_secs(25),
+        "drained within the grace: {exit_took:?}"
+    );
+
+    let st = loop {
+        let st = queue.status(&id).await.unwrap();
+        if st.state.is_final() {
+            break st;
+        }
+        // The lock is 15 s: finishing sooner than that means the batch was handed back, not
+        // found by stall detection.
+        assert!(
+            stopping.elapsed() < Duration::from_secs(14),
+            "the job waited for stall detection: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    sigterm(&b);
+    assert!(b.wait().unwrap().success());
+    assert_eq!(st.state, JobPhase::Completed, "{st:?}");
+    assert_eq!((st.rows_total, st.rows_done, st.rows_failed), (16, 16, 0));
+    let rows = queue.rows(&id).await.unwrap();
+    assert_eq!(rows.len(), 16);
+    let by: BTreeSet<&str> = rows.values().filter_map(|o| o.worker.as_deref()).collect();
+    assert_eq!(by.len(), 2, "both processes answered rows: {by:?}");
+    assert!(by.contains(a_id.as_str()));
+    let mut asks: HashMap<String, usize> = HashMap::new();
+    for r in stub.requests().iter().filter(|r| r.path == "/api/chat") {
+        let user = r.body["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default();
+        let q = user
+            .split("<question>")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        *asks.entry(q).or_default() += 1;
+    }
+    assert_eq!(asks.len(), 16);
+    assert!(
+        asks.values().all(|n| *n == 1),
+        "no row was asked twice: {asks:?}"
+    );
+    assert!(
+        queue.workers().await.unwrap().is_empty(),
+        "both left the registry"
+    );
+    common::cleanup(&prefix).await;
+}
