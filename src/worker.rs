@@ -28,6 +28,9 @@ pub struct WorkerSettings {
     pub stalled_interval: Duration,
     /// Grace for in-flight work at shutdown.
     pub shutdown_grace: Duration,
+    /// Stalls (a worker died or hung holding the batch) after which a batch is failed as a
+    /// poison batch instead of being run again.
+    pub max_stalls: usize,
 }
 
 impl Default for WorkerSettings {
@@ -39,6 +42,7 @@ impl Default for WorkerSettings {
             lock_duration: Duration::from_secs(15),
             stalled_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(25),
+            max_stalls: 3,
         }
     }
 }
@@ -54,6 +58,7 @@ struct Shared {
     active: Mutex<HashMap<String, usize>>,
     /// This worker's registry id, recorded in every checkpoint it writes.
     id: String,
+    max_stalls: usize,
 }
 
 /// How often a running batch looks at the job's cancel flag while a row is in flight.
@@ -308,6 +313,17 @@ impl Shared {
             .await
             .unwrap_or_default()
             .into_values()
+            .map(|why| {
+                if why.contains("stalled more than allowable limit") {
+                    format!(
+                        "poison batch: it stalled or crashed its worker more than {} time(s), \
+                         so it was not run again ({why})",
+                        self.max_stalls
+                    )
+                } else {
+                    why
+                }
+            })
             .collect();
         let mut outcomes: Vec<Option<RowOutcome>> =
             (0..plan.rows.len()).map(|i| rows.remove(&i)).collect();
@@ -323,19 +339,29 @@ impl Shared {
                 outcomes[i] = Some(copy);
             }
         }
-        let outcomes: Vec<RowOutcome> = outcomes
-            .into_iter()
-            .zip(&plan.rows)
-            .map(|(o, row)| {
-                o.unwrap_or_else(|| {
+        // Rows no batch answered become failed rows, checkpointed like any other, so the
+        // counters add up to the plan (`rfpq retry` runs them again). After a cancel they
+        // stay unanswered: they were not done, and did not fail.
+        let cancel = self.queue.cancel_requested(id).await.map_err(retry)?;
+        let mut all = Vec::with_capacity(outcomes.len());
+        for (i, (o, row)) in outcomes.into_iter().zip(&plan.rows).enumerate() {
+            let o = match o {
+                Some(o) => o,
+                None => {
                     let why = failures
                         .first()
                         .cloned()
                         .unwrap_or_else(|| "row was never answered".into());
-                    RowOutcome::unanswered(&row.question, format!("batch failed: {why}"))
-                })
-            })
-            .collect();
+                    let o = RowOutcome::unanswered(&row.question, format!("batch failed: {why}"));
+                    if !cancel {
+                        self.queue.checkpoint(id, i, &o).await.map_err(retry)?;
+                    }
+                    o
+                }
+            };
+            all.push(o);
+        }
+        let outcomes = all;
         let original = self.queue.file(id).await.map_err(|e| fail(e.to_string()))?;
         let failed = outcomes
             .iter()
@@ -352,7 +378,6 @@ impl Shared {
             .store_results(id, &assembled.filled, &assembled.review)
             .await
             .map_err(retry)?;
-        let cancel = self.queue.cancel_requested(id).await.map_err(retry)?;
         let (phase, reason) = if cancel {
             let answered = total - failed;
             (
@@ -365,6 +390,17 @@ impl Shared {
             )
         } else if failed == 0 {
             (JobPhase::Completed, None)
+        } else if failed == total {
+            (
+                JobPhase::Failed,
+                Some(format!(
+                    "every row failed: {}",
+                    failures
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "see the review workbook".into())
+                )),
+            )
         } else {
             (
                 JobPhase::CompletedWithErrors,
@@ -458,6 +494,7 @@ impl RunningWorker {
             lock_ms: settings.lock_duration.as_millis() as u64,
             active: Mutex::new(HashMap::new()),
             id: id.clone(),
+            max_stalls: settings.max_stalls.max(1),
         });
         let beat = spawn_heartbeat(shared.clone(), id.clone(), settings.concurrency.max(1));
         let for_processor = shared.clone();
@@ -512,7 +549,7 @@ impl RunningWorker {
             .concurrency(settings.concurrency.max(1))
             .lock_duration(settings.lock_duration)
             .stalled_interval(settings.stalled_interval)
-            .max_stalled_count(3)
+            .max_stalled_count(u32::try_from(settings.max_stalls.max(1)).unwrap_or(u32::MAX))
             .drain_delay(Duration::from_secs(1));
         let worker = Arc::new(Worker::with_options(QUEUE_NAME, processor, opts).await?);
         let events = {

@@ -176,3 +176,90 @@ async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
     );
     common::cleanup(&prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on() {
+    // Every answer takes 3 s, so the batch is always mid-row when its worker is killed.
+    let stub = slow_stub(3000).await;
+    let yaml = common::stub_chat_yaml(&stub.url(), "");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("stub.yaml");
+    std::fs::write(&config, &yaml).unwrap();
+    let r = common::router_from_yaml(&yaml);
+    let kb = common::small_kb(&r, tmp.path()).await;
+    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(3));
+    let prefix = common::prefix("poison");
+    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
+    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3)
+        .await
+        .unwrap()
+        .id;
+    // Time-compressed liveness: 2 s lock, 0.5 s stall checks, one stall allowed.
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "worker",
+        "--concurrency",
+        "1",
+        "--lock-ms",
+        "2000",
+        "--stalled-ms",
+        "500",
+        "--max-stalls",
+        "1",
+    ];
+    for attempt in 1..=2 {
+        let asked = stub.hits("/api/chat");
+        let mut child = common::rfpq_command(&prefix)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while stub.hits("/api/chat") == asked {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "attempt {attempt} never started"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        child.kill().unwrap(); // the "crash" this batch causes
+        child.wait().unwrap();
+    }
+    let settings = WorkerSettings {
+        lock_duration: Duration::from_millis(2000),
+        stalled_interval: Duration::from_millis(500),
+        max_stalls: 1,
+        ..Default::default()
+    };
+    let worker = RunningWorker::start(cfg, r, settings).await.unwrap();
+    let st =
+        common::wait_status(&queue, &id, Duration::from_secs(60), |s| s.state.is_final()).await;
+    assert_eq!(st.state, JobPhase::Failed, "{st:?}");
+    let reason = st.reason.unwrap_or_default();
+    assert!(reason.contains("poison batch"), "{reason}");
+    assert_eq!((st.rows_done, st.rows_failed), (3, 3));
+    assert_eq!(
+        stub.hits("/api/chat"),
+        2,
+        "the poison batch was not run a third time"
+    );
+
+    // The worker goes on with the next job.
+    let next_dir = tmp.path().join("next");
+    std::fs::create_dir_all(&next_dir).unwrap();
+    let next = common::questionnaire_file(&next_dir, &common::mfa_questions(1));
+    let id2 = rfpq::submit::submit_file(&queue, &next, Some(kb.to_str().unwrap()), 1)
+        .await
+        .unwrap()
+        .id;
+    let st = common::wait_status(&queue, &id2, Duration::from_secs(60), |s| {
+        s.state.is_final()
+    })
+    .await;
+    assert_eq!(st.state, JobPhase::Completed, "{st:?}");
+    worker.shutdown().await.unwrap();
+    common::cleanup(&prefix).await;
+}
