@@ -104,6 +104,19 @@ enum Command {
     Worker {
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
+        /// Job lock, renewed every half of it; a dead worker's batch is re-run about this
+        /// long after it died (at least three stall checks).
+        #[arg(long, default_value_t = 15_000)]
+        lock_ms: u64,
+        /// How often batches of dead workers are looked for.
+        #[arg(long, default_value_t = 5_000)]
+        stalled_ms: u64,
+        /// Stalls after which a batch is failed as a poison batch.
+        #[arg(long, default_value_t = 3)]
+        max_stalls: usize,
+        /// At SIGTERM, how long rows in flight may finish before the batch is handed back.
+        #[arg(long, default_value_t = 25_000)]
+        grace_ms: u64,
     },
     /// Cancel a job from any machine: a queued job at once, a running one within a second
     /// (rows in flight are dropped; finished rows are kept in a partial result).
@@ -132,6 +145,27 @@ enum Command {
         /// A file must be unchanged this long before it is taken.
         #[arg(long, default_value_t = 2000)]
         settle_ms: u64,
+    },
+    /// Serve the HTTP API: upload (POST /jobs), status, result, review, cancel, /healthz,
+    /// /metrics and /openapi.json, behind a bearer token.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Environment variable holding the bearer token (the token itself is never logged).
+        #[arg(long, default_value = "RFPQ_API_TOKEN")]
+        token_env: String,
+        /// Serve without authentication (a warning is printed; a token in the variable is ignored).
+        #[arg(long)]
+        no_auth: bool,
+        /// Default KB for uploads that name none: a KB directory or a published KB name.
+        #[arg(long)]
+        kb: Option<String>,
+        /// Largest workbook an upload may carry, in MiB.
+        #[arg(long, default_value_t = 50)]
+        max_upload_mb: usize,
+        /// Rows per batch job for uploads that do not say.
+        #[arg(long, default_value_t = crate::submit::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
     },
     /// List the live workers: host, pid, concurrency, active jobs, last beat, memory.
     Workers {
@@ -427,11 +461,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Worker { concurrency } => {
+        Command::Worker {
+            concurrency,
+            lock_ms,
+            stalled_ms,
+            max_stalls,
+            grace_ms,
+        } => {
             let router = load_router(&g)?;
             let settings = WorkerSettings {
                 concurrency,
-                ..Default::default()
+                lock_duration: Duration::from_millis(lock_ms.max(1000)),
+                stalled_interval: Duration::from_millis(stalled_ms.max(100)),
+                shutdown_grace: Duration::from_millis(grace_ms),
+                max_stalls: max_stalls.max(1),
             };
             let worker = RunningWorker::start(queue_config(&g), router, settings).await?;
             tracing::info!(redis = %g.redis_url, prefix = %g.prefix, concurrency, "worker started");
@@ -495,6 +538,55 @@ pub async fn run(cli: Cli) -> Result<()> {
                 report.failed,
                 report.in_flight.len()
             );
+            Ok(())
+        }
+        Command::Serve {
+            addr,
+            token_env,
+            no_auth,
+            kb,
+            max_upload_mb,
+            batch_size,
+        } => {
+            let token = std::env::var(&token_env)
+                .ok()
+                .filter(|t| !t.trim().is_empty());
+            let token = match (token, no_auth) {
+                (_, true) => {
+                    eprintln!(
+                        "warning: --no-auth: the API accepts requests from anyone who can reach {addr}"
+                    );
+                    None
+                }
+                (Some(t), false) => Some(t.trim().to_string()),
+                (None, false) => bail!(
+                    "no API token: set the environment variable {token_env} (or name another with --token-env), or pass --no-auth to serve without authentication"
+                ),
+            };
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let opts = crate::api::ServeOptions {
+                addr,
+                token,
+                max_upload_bytes: max_upload_mb.max(1).saturating_mul(1024 * 1024),
+                kb,
+                batch_size,
+            };
+            if let Some(kb) = &opts.kb {
+                crate::submit::resolve_kb(&queue, kb)
+                    .await
+                    .context("cannot use the knowledge base")?;
+            }
+            let listener = crate::api::bind(addr).await?;
+            eprintln!(
+                "serving the rfpq API on http://{} ({}; Ctrl-C to stop)",
+                listener.local_addr()?,
+                if opts.token.is_some() {
+                    "bearer token required"
+                } else {
+                    "no authentication"
+                }
+            );
+            crate::api::serve_on(listener, queue, opts, shutdown_signal()).await?;
             Ok(())
         }
         Command::Workers { json } => {
@@ -1059,20 +1151,57 @@ fn check_output_extension(output: &Path, format: SourceFormat) -> Result<()> {
 }
 
 /// Polls a job until it reaches a final state, printing progress lines to stderr.
+/// Follows a job until it ends: a progress bar (rows, ETA from the job's recent throughput)
+/// when stderr is a terminal, otherwise one line per change, so logs stay readable.
 async fn watch(queue: &RfpQueue, id: &str, quiet: bool) -> Result<JobStatus> {
+    use std::io::IsTerminal;
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:<12} [{bar:30}] {pos}/{len} rows {prefix}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb
+    });
     let mut last = String::new();
     loop {
         let st = queue.status(id).await?;
         let line = status_head(&st);
-        if !quiet && line != last {
-            if last.is_empty() {
-                eprintln!("{line}{}", status_details(&st));
-            } else {
-                eprintln!("{line}");
+        match &bar {
+            Some(pb) => {
+                if last.is_empty() {
+                    pb.println(format!("{line}{}", status_details(&st)));
+                }
+                pb.set_length(st.rows_total);
+                pb.set_position(st.rows_done);
+                pb.set_message(st.state.as_str());
+                pb.set_prefix(format!(
+                    "({} need review, {} failed){}",
+                    st.needs_review,
+                    st.rows_failed,
+                    st.eta_s
+                        .map(|e| format!(" ETA {}", human_duration(e.round() as u64)))
+                        .unwrap_or_default()
+                ));
+                last = line;
             }
-            last = line;
+            None if !quiet && line != last => {
+                if last.is_empty() {
+                    eprintln!("{line}{}", status_details(&st));
+                } else {
+                    eprintln!("{line}");
+                }
+                last = line;
+            }
+            None => {}
         }
         if st.state.is_final() {
+            if let Some(pb) = &bar {
+                pb.finish_with_message(st.state.as_str());
+            }
             if !quiet && let Some(r) = &st.reason {
                 eprintln!("  reason: {r}");
             }

@@ -2,6 +2,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin CLI over these modules; see `ARCHITECTURE.md`.
 
+pub mod api;
 pub mod cli;
 pub mod demo;
 pub mod doctor;

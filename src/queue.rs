@@ -613,6 +613,75 @@ impl RfpQueue {
         Ok(live)
     }
 
+    /// Repairs parents stuck waiting: an `assemble` job in `waiting-children` for at least
+    /// `older_than` none of whose pending children can still finish (each failed for good, or
+    /// was removed). The stuck parent is removed and a childless `assemble` is queued in its
+    /// place, which writes the result with the unfinished rows marked failed. Run by one
+    /// worker at a time (a Redis `SET NX` guard). Returns the workbook jobs repaired.
+    pub async fn sweep_stuck_parents(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<String>, QueueError> {
+        let guard: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:rfpq-sweeper", self.cfg.prefix))
+            .arg(now_ms())
+            .arg("NX")
+            .arg("PX")
+            .arg(older_than.as_millis().max(1000) as u64 / 2)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        if guard.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut repaired = Vec::new();
+        let now = now_ms();
+        for parent in self.bull.get_waiting_children(0, 499).await? {
+            if parent.name() != JOB_ASSEMBLE
+                || now.saturating_sub(parent.timestamp()) < older_than.as_millis() as u64
+            {
+                continue;
+            }
+            let pending = self
+                .bull
+                .get_dependencies(parent.id(), "pending", 0, -1)
+                .await?;
+            let mut can_finish = false;
+            for item in &pending.items {
+                let child = item.id.rsplit(':').next().unwrap_or_default();
+                let state = format!("{:?}", self.bull.get_job_state(child).await?).to_lowercase();
+                if state != "failed" && state != "unknown" {
+                    can_finish = true;
+                    break;
+                }
+            }
+            if can_finish {
+                continue;
+            }
+            let Some(job) = parent.data().get("job").and_then(|j| j.as_str()) else {
+                continue;
+            };
+            let job = job.to_string();
+            self.bull.remove(parent.id()).await?;
+            self.bull
+                .add(JOB_ASSEMBLE, serde_json::json!({"job": job, "swept": true}))
+                .options(
+                    JobOptions::new()
+                        .job_id(format!("{}-swept", parent.id()))
+                        .attempts(3)
+                        .remove_on_complete(Self::keep())
+                        .remove_on_fail(Self::keep()),
+                )
+                .await?;
+            tracing::warn!(
+                job,
+                parent = parent.id(),
+                "repaired a parent stuck waiting for children"
+            );
+            repaired.push(job);
+        }
+        Ok(repaired)
+    }
+
     /// Whether a cancel was requested for the job.
     pub async fn cancel_requested(&self, id: &str) -> Result<bool, QueueError> {
         let v: Option<String> = self

@@ -61,6 +61,11 @@ struct Shared {
     max_stalls: usize,
 }
 
+/// How often a worker looks for parents stuck waiting (one worker sweeps at a time).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// A parent waiting this long with no child that can still finish is repaired.
+const STUCK_AFTER: Duration = Duration::from_secs(120);
+
 /// How often a running batch looks at the job's cancel flag while a row is in flight.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
 
@@ -85,6 +90,16 @@ fn job_ref(job: &Job) -> String {
 fn is_last_attempt(job: &Job, e: &bullmq::Error) -> bool {
     matches!(e, bullmq::Error::Unrecoverable(_))
         || job.attempts_started().max(job.attempts_made() + 1) >= job.opts().attempts.unwrap_or(1)
+}
+
+/// A missing plan will not appear by retrying: the job ends with a reason users can act on.
+fn no_plan(e: QueueError) -> bullmq::Error {
+    match e {
+        QueueError::UnknownJob(_) => fail(
+            "the job's plan is missing (it was never planned, or its data expired); submit the file again",
+        ),
+        e => retry(e),
+    }
 }
 
 fn retry(e: QueueError) -> bullmq::Error {
@@ -200,7 +215,7 @@ impl Shared {
         let spec: BatchSpec = serde_json::from_value(job.data().clone())
             .map_err(|e| fail(format!("bad batch data: {e}")))?;
         let id = spec.job.as_str();
-        let plan = self.queue.plan(id).await.map_err(retry)?;
+        let plan = self.queue.plan(id).await.map_err(no_plan)?;
         let meta = self.queue.meta(id).await.map_err(retry)?;
         let kb = match meta.get("kb") {
             Some(name) => Some(
@@ -306,7 +321,7 @@ impl Shared {
             .get("job")
             .and_then(|j| j.as_str())
             .ok_or_else(|| fail("assemble job without 'job'"))?;
-        let plan = self.queue.plan(id).await.map_err(retry)?;
+        let plan = self.queue.plan(id).await.map_err(no_plan)?;
         let mut rows = self.queue.rows(id).await.map_err(retry)?;
         let failures: Vec<String> = job
             .get_ignored_children_failures()
@@ -446,6 +461,7 @@ fn spawn_heartbeat(
     let started_ms = crate::queue::now_ms();
     tokio::spawn(async move {
         let mut sys = sysinfo::System::new().ok();
+        let mut last_sweep = std::time::Instant::now();
         loop {
             let active_jobs: Vec<String> = {
                 let a = shared.active.lock().unwrap_or_else(|p| p.into_inner());
@@ -466,6 +482,12 @@ fn spawn_heartbeat(
             };
             if let Err(e) = shared.queue.heartbeat(&info).await {
                 tracing::warn!(error = %e, "heartbeat failed");
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = std::time::Instant::now();
+                if let Err(e) = shared.queue.sweep_stuck_parents(STUCK_AFTER).await {
+                    tracing::warn!(error = %e, "sweeping stuck parents failed");
+                }
             }
             tokio::time::sleep(HEARTBEAT).await;
         }

@@ -207,3 +207,97 @@ async fn retry_answers_only_the_failed_rows() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to retry"));
     common::cleanup(&prefix).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parent_stuck_waiting_for_a_dead_child_is_repaired_by_the_sweeper() {
+    use bullmq::options::RedisConnectionOptions;
+    use bullmq::{FlowJob, FlowProducer, FlowProducerOptions, JobOptions, QueueOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(2));
+    let prefix = common::prefix("sweep");
+    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
+    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let id = rfpq::submit::submit_file(&queue, &path, None, 2)
+        .await
+        .unwrap()
+        .id;
+    // Replace rfpq's own plan with the trap BullMQ documents: a child that fails for good
+    // without `ignore_dependency_on_failure` leaves its parent waiting forever.
+    let conn = RedisConnectionOptions::new().url(common::redis_url());
+    let bull = bullmq::Queue::with_options(
+        "rfpq",
+        QueueOptions::new()
+            .connection(conn.clone())
+            .prefix(prefix.clone()),
+    )
+    .await
+    .unwrap();
+    assert!(bull.remove(&format!("{id}-plan")).await.unwrap());
+    let flows = FlowProducer::with_options(
+        FlowProducerOptions::new()
+            .connection(conn)
+            .prefix(prefix.clone()),
+    )
+    .await
+    .unwrap();
+    let parent = FlowJob::new("assemble", "rfpq", serde_json::json!({"job": id}))
+        .unwrap()
+        .options(JobOptions::new().job_id(format!("{id}-stuck")))
+        .add_child(
+            FlowJob::new(
+                "batch",
+                "rfpq",
+                serde_json::json!({"job": id, "start": "bad"}),
+            )
+            .unwrap()
+            .options(JobOptions::new().job_id(format!("{id}-dead")).attempts(1)),
+        );
+    flows.add(parent).await.unwrap();
+    let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while format!(
+        "{:?}",
+        bull.get_job_state(&format!("{id}-dead")).await.unwrap()
+    )
+    .to_lowercase()
+        != "failed"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the child never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        format!(
+            "{:?}",
+            bull.get_job_state(&format!("{id}-stuck")).await.unwrap()
+        )
+        .to_lowercase(),
+        "waitingchildren",
+        "the parent is stuck"
+    );
+    // The sweeper (run here at once instead of waiting for a worker's minute) repairs it.
+    let repaired = queue.sweep_stuck_parents(Duration::ZERO).await.unwrap();
+    assert_eq!(repaired, vec![id.clone()]);
+    let st =
+        common::wait_status(&queue, &id, Duration::from_secs(60), |s| s.state.is_final()).await;
+    worker.shutdown().await.unwrap();
+    assert_eq!(
+        st.state,
+        JobPhase::Failed,
+        "the job leaves limbo with a reason: {st:?}"
+    );
+    assert!(st.reason.is_some());
+    assert!(
+        queue
+            .sweep_stuck_parents(Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left to repair (and a second sweep in the same period is skipped)"
+    );
+    common::cleanup(&prefix).await;
+}
