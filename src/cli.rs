@@ -875,6 +875,15 @@ fn status_line(st: &JobStatus) -> String {
             crate::queue::now_ms().saturating_sub(b) as f64 / 1000.0
         ));
     }
+    for e in st.errors.iter().take(5) {
+        s.push_str(&format!("\n  error: {e}"));
+    }
+    if st.errors.len() > 5 {
+        s.push_str(&format!(
+            "\n  … {} more errors (rfpq status --json)",
+            st.errors.len() - 5
+        ));
+    }
     if !st.models.is_empty() {
         let models: Vec<String> = st
             .models

@@ -146,6 +146,8 @@ pub struct JobStatus {
     pub cancel_requested: bool,
     /// Rows answered per model (`provider:model`, or `library`).
     pub models: BTreeMap<String, u64>,
+    /// The latest failed rows, oldest first ("Sheet!row: reason"; at most 20).
+    pub errors: Vec<String>,
     /// What the pipeline did so far.
     pub report: JobReport,
 }
@@ -245,8 +247,10 @@ impl From<bullmq::Error> for RetryError {
     }
 }
 
-/// Drops the checkpoints of failed rows and reopens the job: KEYS = rows hash, meta hash.
-/// Returns {rows dropped, retry round}. Counters go back by what the dropped rows added.
+/// Drops the checkpoints of failed rows and reopens the job: KEYS = rows hash, meta hash,
+/// redo set, errors list. Returns {rows dropped, retry round}. The dropped rows stay counted
+/// as done (progress never goes backwards): they go into the redo set, so their new
+/// checkpoint is not counted twice; they no longer count as failed.
 static RETRY_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -256,10 +260,12 @@ for i = 1, #rows, 2 do
   local ok, row = pcall(cjson.decode, rows[i + 1])
   if ok and row['status'] == 'failed' then
     redis.call('HDEL', KEYS[1], rows[i])
+    redis.call('SADD', KEYS[3], rows[i])
     dropped = dropped + 1
   end
 end
-redis.call('HINCRBY', KEYS[2], 'rows_done', -dropped)
+redis.call('EXPIRE', KEYS[3], 604800)
+redis.call('DEL', KEYS[4])
 redis.call('HINCRBY', KEYS[2], 'rows_failed', -dropped)
 redis.call('HDEL', KEYS[2], 'cancel_requested', 'reason', 'finished_ms')
 redis.call('HSET', KEYS[2], 'state', 'running')
@@ -315,20 +321,29 @@ return 'requested'",
 /// Rows whose commit times the ETA is computed from.
 const ETA_WINDOW: usize = 20;
 
-/// Writes a row checkpoint exactly once, counts it, notes its time for the ETA and keeps the
-/// keys for the retention, atomically: KEYS = rows hash, meta hash, recent-commits list;
-/// ARGV = row index, outcome JSON, TTL s, now ms, window, then (counter, increment) pairs.
+/// Writes a row checkpoint exactly once, counts it, notes its time for the ETA (and a failed
+/// row's error) and keeps the keys for the retention, atomically: KEYS = rows hash, meta hash,
+/// recent-commits list, redo set (rows a retry reopened: already counted as done), errors list;
+/// ARGV = row index, outcome JSON, TTL s, now ms, window, error line (may be empty), then
+/// (counter, increment) pairs.
 static CHECKPOINT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
   redis.call('EXPIRE', KEYS[1], ARGV[3])
-  redis.call('HINCRBY', KEYS[2], 'rows_done', 1)
+  if redis.call('SREM', KEYS[4], ARGV[1]) == 0 then
+    redis.call('HINCRBY', KEYS[2], 'rows_done', 1)
+  end
   redis.call('HSET', KEYS[2], 'last_row_ms', ARGV[4])
   redis.call('LPUSH', KEYS[3], ARGV[4])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
   redis.call('EXPIRE', KEYS[3], ARGV[3])
-  for i = 6, #ARGV - 1, 2 do
+  if ARGV[6] ~= '' then
+    redis.call('LPUSH', KEYS[5], ARGV[6])
+    redis.call('LTRIM', KEYS[5], 0, 19)
+    redis.call('EXPIRE', KEYS[5], ARGV[3])
+  end
+  for i = 7, #ARGV - 1, 2 do
     redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   return 1
@@ -793,7 +808,10 @@ impl RfpQueue {
             return Err(RetryError::NothingFailed);
         }
         let mut script = RETRY_SCRIPT.key(self.key(id, "rows"));
-        script.key(self.key(id, "meta"));
+        script
+            .key(self.key(id, "meta"))
+            .key(self.key(id, "redo"))
+            .key(self.key(id, "errors"));
         let (dropped, round): (i64, i64) = script.invoke_async(&mut self.conn.clone()).await?;
         let batch_size: usize = meta
             .get("batch_size")
@@ -853,14 +871,25 @@ impl RfpQueue {
         ];
         let rows = self.key(id, "rows");
         let mut script = CHECKPOINT_SCRIPT.key(&rows);
+        let error = match outcome.status {
+            crate::pipeline::RowStatus::Failed => format!(
+                "{}: {}",
+                outcome.location(),
+                outcome.note.as_deref().unwrap_or("failed")
+            ),
+            _ => String::new(),
+        };
         script
             .key(self.key(id, "meta"))
             .key(self.key(id, "recent"))
+            .key(self.key(id, "redo"))
+            .key(self.key(id, "errors"))
             .arg(index)
             .arg(json)
             .arg(RETENTION.as_secs())
             .arg(now_ms())
-            .arg(ETA_WINDOW);
+            .arg(ETA_WINDOW)
+            .arg(error);
         for (field, n) in counters.iter().filter(|(_, n)| *n > 0) {
             script.arg(*field).arg(*n);
         }
@@ -1084,6 +1113,12 @@ impl RfpQueue {
             .clone()
             .lrange(self.key(id, "recent"), 0, -1)
             .await?;
+        let mut errors: Vec<String> = self
+            .conn
+            .clone()
+            .lrange(self.key(id, "errors"), 0, -1)
+            .await?;
+        errors.reverse();
         let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         Ok(JobStatus {
             id: id.into(),
@@ -1130,6 +1165,7 @@ impl RfpQueue {
                 .iter()
                 .filter_map(|(k, v)| Some((k.strip_prefix("model:")?.to_string(), v.parse().ok()?)))
                 .collect(),
+            errors,
             report: {
                 let llm_calls: BTreeMap<String, u64> = [
                     (

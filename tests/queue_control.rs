@@ -169,6 +169,8 @@ async fn retry_answers_only_the_failed_rows() {
     .await;
     assert_eq!(st.state, JobPhase::CompletedWithErrors, "{st:?}");
     assert_eq!((st.rows_done, st.rows_failed), (6, 2));
+    assert_eq!(st.errors.len(), 2, "{:?}", st.errors);
+    assert!(st.errors[0].starts_with("Security!"), "{:?}", st.errors);
     let calls_before = stub.hits("/api/chat");
     assert_eq!(calls_before, 6);
     let answered_before: Vec<usize> = {
@@ -184,10 +186,13 @@ async fn retry_answers_only_the_failed_rows() {
 
     let out = cli(&prefix, &["retry", &id]);
     assert!(out.contains("2 row(s) queued again"), "{out}");
+    // Progress never goes backwards: the reopened rows stay counted until answered again.
     let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
+        assert!(s.rows_done >= 6, "progress went backwards: {s:?}");
         s.state.is_final()
     })
     .await;
+    assert!(st.errors.is_empty(), "{:?}", st.errors);
     worker.shutdown().await.unwrap();
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");
     assert_eq!((st.rows_done, st.rows_failed), (6, 0));
