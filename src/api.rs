@@ -25,7 +25,7 @@
 //! boundary does not expose them). A `kb` form field may only name a KB published with
 //! `rfpq kb publish`; only the operator's `--kb` may be a directory on the server.
 
-use crate::queue::{CancelOutcome, JobPhase, JobStatus, KbRef, QueueError, RfpQueue};
+use crate::queue::{CancelOutcome, JobPhase, KbRef, QueueError, RfpQueue};
 use crate::submit::{self, SubmitError};
 use crate::workbook::SourceFormat;
 use axum::extract::multipart::{Field, MultipartRejection};
@@ -560,18 +560,12 @@ async fn create_job(
 }
 
 /// `rfpq status --json`'s object.
-fn status_json(st: &JobStatus) -> Value {
-    let mut v = serde_json::to_value(st).unwrap_or_default();
-    v["state"] = json!(st.state.as_str());
-    v
-}
-
 async fn job_status(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     check_id(&id)?;
-    Ok(Json(status_json(&s.queue.status(&id).await?)))
+    Ok(Json(s.queue.status(&id).await?.to_json()))
 }
 
 async fn job_result(
@@ -635,11 +629,7 @@ async fn download(s: &ApiState, id: &str, review: bool) -> Result<Response, ApiE
             )
         });
     };
-    let format = if st.source_format == "xlsm" {
-        SourceFormat::Xlsm
-    } else {
-        SourceFormat::Xlsx
-    };
+    let format = st.format();
     let stem = std::path::Path::new(&st.file_name)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

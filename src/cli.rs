@@ -630,7 +630,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 queue.status(&job).await?
             };
             if json {
-                println!("{}", serde_json::to_string(&status_json(&st))?);
+                println!("{}", serde_json::to_string(&st.to_json())?);
             } else if !w {
                 println!("{}", status_line(&st));
             }
@@ -643,11 +643,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let queue = RfpQueue::connect(queue_config(&g)).await?;
             let st = queue.status(&job).await?;
-            let format = match st.source_format.as_str() {
-                "xlsm" => SourceFormat::Xlsm,
-                _ => SourceFormat::Xlsx,
-            };
-            check_output_extension(&output, format)?;
+            check_output_extension(&output, st.format())?;
             let Some(filled) = queue.result(&job, false).await? else {
                 bail!("job {job} has no result yet (state: {})", st.state.as_str());
             };
@@ -807,12 +803,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-fn status_json(st: &JobStatus) -> serde_json::Value {
-    let mut v = serde_json::to_value(st).unwrap_or_default();
-    v["state"] = serde_json::json!(st.state.as_str());
-    v
 }
 
 /// `1h 02m`, `3m 05s`, `12s`.

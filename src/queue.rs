@@ -152,6 +152,20 @@ pub struct JobStatus {
     pub report: JobReport,
 }
 
+impl JobStatus {
+    /// The submitted file's format (`xlsx` when unknown).
+    pub fn format(&self) -> SourceFormat {
+        SourceFormat::parse(&self.source_format).unwrap_or_default()
+    }
+
+    /// The status as `rfpq status --json` and `GET /jobs/{id}` show it (`state` as its name).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["state"] = serde_json::json!(self.state.as_str());
+        v
+    }
+}
+
 /// The pipeline's counts for a job (`rfpq status --json` → `report`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct JobReport {

@@ -603,10 +603,7 @@ impl Watcher<'_> {
                 .fail(job, &why, "Drop the file into the inbox again.")
                 .await;
         };
-        let ext = match st.source_format.as_str() {
-            "xlsm" => "xlsm",
-            _ => "xlsx",
-        };
+        let ext = st.format().output_extension();
         let filled_name = format!("{}.filled.{ext}", job.base);
         if let Err(e) = self.write_output(&filled_name, &filled).await {
             self.warn_once(

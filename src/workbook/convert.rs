@@ -42,6 +42,13 @@ impl SourceFormat {
         }
     }
 
+    /// The format named by [`Self::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Xlsx, Self::Xlsm, Self::Xls, Self::Ods]
+            .into_iter()
+            .find(|f| f.as_str() == name)
+    }
+
     /// Extension the filled workbook must carry (Excel refuses an .xlsm package named .xlsx).
     pub fn output_extension(self) -> &'static str {
         match self {
@@ -659,6 +666,20 @@ fn parse_list_condition(cond: &str) -> Option<ListRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in [
+            SourceFormat::Xlsx,
+            SourceFormat::Xlsm,
+            SourceFormat::Xls,
+            SourceFormat::Ods,
+        ] {
+            assert_eq!(SourceFormat::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(SourceFormat::parse("csv"), None);
+        assert_eq!(SourceFormat::Ods.output_extension(), "xlsx");
+    }
 
     #[test]
     fn list_conditions_parse() {
