@@ -3,10 +3,7 @@
 
 mod common;
 
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
-
-use llm_stub::{LlmStub, Proto, Step};
+use common::llm_stub::{LlmStub, Proto, Step};
 use serde_json::Value;
 
 fn config(dir: &std::path::Path, ollama_url: &str) -> std::path::PathBuf {

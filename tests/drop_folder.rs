@@ -5,7 +5,7 @@
 mod common;
 
 use calamine::{Reader, Xlsx};
-use rfpq::queue::{QueueConfig, RfpQueue};
+use rfpq::queue::RfpQueue;
 use rfpq::watch::{WatchError, WatchOptions, WatchReport, watch};
 use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::io::{Cursor, Write};
@@ -104,8 +104,7 @@ async fn dropped_workbooks_are_answered_and_half_written_ones_wait() {
     let router = common::embedded_router();
     let kb = common::small_kb(&router, tmp.path()).await;
     let prefix = common::prefix("drop");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.expect("redis");
+    let (cfg, queue) = common::queue(&prefix).await;
     let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
         .await
         .unwrap();
@@ -190,8 +189,7 @@ async fn dropped_workbooks_are_answered_and_half_written_ones_wait() {
 async fn bad_files_get_an_error_and_the_watch_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = common::prefix("drop-bad");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.expect("redis");
+    let (cfg, queue) = common::queue(&prefix).await;
     let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
         .await
         .unwrap();

@@ -7,7 +7,7 @@ mod common;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use rfpq::api::ServeOptions;
-use rfpq::queue::{QueueConfig, RfpQueue};
+use rfpq::queue::RfpQueue;
 use rfpq::worker::{RunningWorker, WorkerSettings};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -97,9 +97,7 @@ async fn json(resp: reqwest::Response) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_token_nothing_is_read_or_queued() {
     let prefix = common::prefix("api-auth");
-    let queue = RfpQueue::connect(QueueConfig::new(common::redis_url(), prefix.clone()))
-        .await
-        .unwrap();
+    let (_, queue) = common::queue(&prefix).await;
     let server = Server::start(
         queue,
         ServeOptions {
@@ -188,9 +186,7 @@ async fn without_the_token_nothing_is_read_or_queued() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upload_status_cancel_and_refusals() {
     let prefix = common::prefix("api-jobs");
-    let queue = RfpQueue::connect(QueueConfig::new(common::redis_url(), prefix.clone()))
-        .await
-        .unwrap();
+    let (_, queue) = common::queue(&prefix).await;
     let server = Server::start(
         queue,
         ServeOptions {
@@ -441,8 +437,7 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
     let router = common::embedded_router();
     let kb = common::small_kb(&router, tmp.path()).await;
     let prefix = common::prefix("api-run");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     // The server's default KB is a directory: published to Redis for the worker.
     let server = Server::start(
         queue,

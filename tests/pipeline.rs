@@ -6,10 +6,8 @@
 //! where what the pipeline *sends* is the point (its request log is the evidence).
 
 mod common;
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
 
-use llm_stub::{LlmStub, Proto, Step};
+use common::llm_stub::{LlmStub, Proto, Step};
 use rfpq::kb::KnowledgeBase;
 use rfpq::pipeline::{self, Band, FillSummary, PipelineContext, Plan, RowOutcome, RowStatus};
 use rfpq::router::Router;

@@ -3,11 +3,9 @@
 //! the live status fields (ETA, heartbeat, models).
 
 mod common;
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
 
-use llm_stub::{LlmStub, Proto, Step, ollama_error};
-use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
+use common::llm_stub::{LlmStub, Proto, Step, ollama_error};
+use rfpq::queue::JobPhase;
 use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::time::{Duration, Instant};
 
@@ -28,8 +26,7 @@ async fn cancel_from_another_process_stops_a_running_job_and_keeps_finished_rows
     let kb = common::small_kb(&router, tmp.path()).await;
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
     let prefix = common::prefix("cancel");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 4)
         .await
         .unwrap()
@@ -108,8 +105,7 @@ async fn a_queued_job_is_cancelled_atomically_and_never_planned() {
     )
     .unwrap();
     let prefix = common::prefix("cancel-queued");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     let id = rfpq::submit::submit_file(&queue, &path, None, 4)
         .await
         .unwrap()
@@ -145,17 +141,13 @@ async fn retry_answers_only_the_failed_rows() {
             ollama_error(400, "invalid request"),
         ],
     );
-    stub.set_default(
-        "/api/chat",
-        Step::answer(r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#),
-    );
+    stub.set_default("/api/chat", Step::answer(common::STUB_ANSWER));
     let router = common::router_from_yaml(&common::stub_chat_yaml(&stub.url(), ""));
     let tmp = tempfile::tempdir().unwrap();
     let kb = common::small_kb(&router, tmp.path()).await;
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(6));
     let prefix = common::prefix("retry");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3)
         .await
         .unwrap()
@@ -220,8 +212,7 @@ async fn a_parent_stuck_waiting_for_a_dead_child_is_repaired_by_the_sweeper() {
     let tmp = tempfile::tempdir().unwrap();
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(2));
     let prefix = common::prefix("sweep");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     let id = rfpq::submit::submit_file(&queue, &path, None, 2)
         .await
         .unwrap()

@@ -4,7 +4,7 @@
 mod common;
 
 use calamine::{Reader, Xlsx};
-use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
+use rfpq::queue::{JobPhase, RfpQueue};
 use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::io::Cursor;
 use std::time::{Duration, Instant};
@@ -48,10 +48,7 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
     std::fs::write(&path, &original).unwrap();
 
     let prefix = common::prefix("flow");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone())
-        .await
-        .expect("redis is reachable");
+    let (cfg, queue) = common::queue(&prefix).await;
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
         .await
         .expect("submit")
@@ -145,10 +142,7 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
     let prefix = common::prefix("corrupt");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone())
-        .await
-        .expect("redis is reachable");
+    let (cfg, queue) = common::queue(&prefix).await;
     let good = common::questionnaire(&["Is data encrypted in transit?"]);
     let truncated = &good[..good.len() / 2];
     // Enqueued raw, bypassing the producer's validation, as a hostile producer could.
@@ -217,8 +211,7 @@ async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row
     let path = tmp.path().join("q.xlsx");
     std::fs::write(&path, common::questionnaire(&refs)).unwrap();
     let prefix = common::prefix("handoff");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     // One batch holding every row, so the shutdown lands in the middle of it.
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 12)
         .await
@@ -275,8 +268,7 @@ async fn a_repeated_question_is_answered_once_and_checkpointed_for_every_copy() 
     let path = tmp.path().join("q.xlsx");
     std::fs::write(&path, common::questionnaire(&questions)).unwrap();
     let prefix = common::prefix("repeats");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     // One row per batch: the copies sit in other batches than the row that is answered.
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 1)
         .await

@@ -3,10 +3,7 @@
 //! one answer per row. Uses a private `redis-server` on a free port (never the shared one).
 
 mod common;
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
 
-use llm_stub::{Answer, LlmStub, Proto, Step};
 use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
 use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::path::Path;
@@ -54,16 +51,7 @@ fn start_redis(port: u16, dir: &Path) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_survives_a_redis_restart_with_aof() {
-    let stub = LlmStub::start(Proto::Ollama).await;
-    stub.set_default(
-        "/api/chat",
-        Step::Answer(
-            Answer::new(
-                r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#,
-            )
-            .delay_first(300),
-        ),
-    );
+    let stub = common::answering_stub(300).await;
     let yaml = common::stub_chat_yaml(&stub.url(), "");
     let router = common::router_from_yaml(&yaml);
     let tmp = tempfile::tempdir().unwrap();

@@ -4,28 +4,12 @@
 //! Chat goes to an Ollama stub with per-answer latency, so rows are in flight when it matters.
 
 mod common;
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
 
-use llm_stub::{Answer, LlmStub, Proto, Step};
-use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
+use common::llm_stub::LlmStub;
+use rfpq::queue::JobPhase;
 use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-async fn slow_stub(ms: u64) -> LlmStub {
-    let stub = LlmStub::start(Proto::Ollama).await;
-    stub.set_default(
-        "/api/chat",
-        Step::Answer(
-            Answer::new(
-                r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#,
-            )
-            .delay_first(ms),
-        ),
-    );
-    stub
-}
 
 /// Answer requests per question number ("Control 7: …" → 7), from the stub's log.
 fn asks_per_row(stub: &LlmStub) -> HashMap<u32, usize> {
@@ -48,7 +32,7 @@ fn asks_per_row(stub: &LlmStub) -> HashMap<u32, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_rows() {
-    let stub = slow_stub(400).await;
+    let stub = common::answering_stub(400).await;
     let yaml = common::stub_chat_yaml(&stub.url(), "");
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("stub.yaml");
@@ -57,8 +41,7 @@ async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_row
     let kb = common::small_kb(&r, tmp.path()).await;
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(14));
     let prefix = common::prefix("kill9");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     // One batch: the killed worker holds every unanswered row.
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 14)
         .await
@@ -132,15 +115,14 @@ async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_row
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
-    let stub = slow_stub(300).await;
+    let stub = common::answering_stub(300).await;
     let yaml = common::stub_chat_yaml(&stub.url(), "");
     let tmp = tempfile::tempdir().unwrap();
     let r = common::router_from_yaml(&yaml);
     let kb = common::small_kb(&r, tmp.path()).await;
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
     let prefix = common::prefix("longjob");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 16)
         .await
         .unwrap()
@@ -180,7 +162,7 @@ async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on() {
     // Every answer takes 3 s, so the batch is always mid-row when its worker is killed.
-    let stub = slow_stub(3000).await;
+    let stub = common::answering_stub(3000).await;
     let yaml = common::stub_chat_yaml(&stub.url(), "");
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("stub.yaml");
@@ -189,8 +171,7 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
     let kb = common::small_kb(&r, tmp.path()).await;
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(3));
     let prefix = common::prefix("poison");
-    let cfg = QueueConfig::new(common::redis_url(), prefix.clone());
-    let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
+    let (cfg, queue) = common::queue(&prefix).await;
     let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3)
         .await
         .unwrap()

@@ -4,11 +4,8 @@
 //! every row is asked once and answered once.
 
 mod common;
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
 
-use llm_stub::{Answer, LlmStub, Proto, Step};
-use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
+use rfpq::queue::JobPhase;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -40,16 +37,7 @@ fn sigterm(child: &Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_worker_processes_share_a_job_and_sigterm_hands_rows_back() {
-    let stub = LlmStub::start(Proto::Ollama).await;
-    stub.set_default(
-        "/api/chat",
-        Step::Answer(
-            Answer::new(
-                r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#,
-            )
-            .delay_first(400),
-        ),
-    );
+    let stub = common::answering_stub(400).await;
     let yaml = common::stub_chat_yaml(&stub.url(), "");
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("stub.yaml");
@@ -58,9 +46,7 @@ async fn two_worker_processes_share_a_job_and_sigterm_hands_rows_back() {
     let kb = common::small_kb(&router, tmp.path()).await;
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
     let prefix = common::prefix("procs");
-    let queue = RfpQueue::connect(QueueConfig::new(common::redis_url(), prefix.clone()))
-        .await
-        .unwrap();
+    let (_, queue) = common::queue(&prefix).await;
 
     let mut a = spawn_worker(&prefix, &config);
     let mut b = spawn_worker(&prefix, &config);

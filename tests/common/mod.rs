@@ -2,6 +2,8 @@
 //! the real embedded models, and small questionnaire workbooks built with rust_xlsxwriter.
 #![allow(dead_code)]
 
+#[path = "../support/llm_stub.rs"]
+pub mod llm_stub;
 pub mod stub;
 
 use rfpq::router::Router;
@@ -183,4 +185,27 @@ pub async fn wait_status(
         assert!(started.elapsed() < limit, "job {id} timed out");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// The stub's reply for a `questionnaire` row (Answer + Comments), citing source 1.
+pub const STUB_ANSWER: &str =
+    r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#;
+
+/// An Ollama stub that answers every chat with [`STUB_ANSWER`] after `delay_ms`.
+pub async fn answering_stub(delay_ms: u64) -> llm_stub::LlmStub {
+    let stub = llm_stub::LlmStub::start(llm_stub::Proto::Ollama).await;
+    stub.set_default(
+        "/api/chat",
+        llm_stub::Step::Answer(llm_stub::Answer::new(STUB_ANSWER).delay_first(delay_ms)),
+    );
+    stub
+}
+
+/// A queue client on the test Redis under `prefix`, and its config (for workers).
+pub async fn queue(prefix: &str) -> (rfpq::queue::QueueConfig, rfpq::queue::RfpQueue) {
+    let cfg = rfpq::queue::QueueConfig::new(redis_url(), prefix);
+    let queue = rfpq::queue::RfpQueue::connect(cfg.clone())
+        .await
+        .expect("the test Redis is reachable");
+    (cfg, queue)
 }
