@@ -394,15 +394,22 @@ async fn upload_status_cancel_and_refusals() {
         chunks,
     )))
     .file_name("big.xlsx");
-    let resp = http
+    // The server answers 413 and closes as soon as the limit is passed, so the client may
+    // still be writing the body: it then sees the connection cut (a broken pipe) instead of
+    // the response. Either way the server refused it; the too-large counter below proves it.
+    match http
         .post(server.url("/jobs"))
         .bearer_auth(TOKEN)
         .multipart(Form::new().part("file", streamed))
         .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(json(resp).await["error"].is_string());
+    {
+        Ok(resp) => {
+            assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            assert!(json(resp).await["error"].is_string());
+        }
+        Err(e) => assert!(e.is_request() || e.is_body(), "not a cut upload: {e:?}"),
+    }
     assert_eq!(
         keys(&prefix, "*rfpq-job*:meta").await.len(),
         jobs_before,
