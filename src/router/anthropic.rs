@@ -78,7 +78,7 @@ impl Anthropic {
         if is_stream(&resp) {
             return read_events(resp, call.deadlines).await;
         }
-        let v = read_json(resp, call.deadlines).await?;
+        let v: Value = read_json(resp, call.deadlines).await?;
         if let Some(e) = v.get("error") {
             return Err(classify_stream_error(e));
         }
@@ -216,7 +216,7 @@ impl Provider for Anthropic {
                     deadlines,
                 )
                 .await?;
-            let v = read_json(resp, deadlines).await?;
+            let v: Value = read_json(resp, deadlines).await?;
             Ok(v.get("data")
                 .and_then(|m| m.as_array())
                 .map(|a| {

@@ -134,10 +134,10 @@ impl HttpBase {
 }
 
 /// Reads a whole JSON body before the deadline.
-pub async fn read_json(
+pub async fn read_json<T: serde::de::DeserializeOwned>(
     resp: reqwest::Response,
     deadlines: Deadlines,
-) -> Result<Value, ProviderError> {
+) -> Result<T, ProviderError> {
     let text = with_deadline(deadlines.total, "response body not complete", async {
         resp.text().await.map_err(|e| {
             ProviderError::new(

@@ -99,7 +99,7 @@ impl Ollama {
         let (text, last) = if is_stream(&resp) {
             read_chat_stream(resp, call.deadlines, call.meter).await?
         } else {
-            let v = read_json(resp, call.deadlines).await?;
+            let v: Value = read_json(resp, call.deadlines).await?;
             if let Some(e) = v.get("error") {
                 return Err(classify_stream_error(e));
             }
@@ -152,17 +152,22 @@ impl Ollama {
                 call.deadlines,
             )
             .await?;
-        let v = read_json(resp, call.deadlines).await?;
-        let vectors: Vec<Vec<f32>> = v
-            .get("embeddings")
-            .cloned()
-            .and_then(|e| serde_json::from_value(e).ok())
-            .ok_or_else(|| {
-                ProviderError::new(FailureKind::InvalidOutput, "embed reply without embeddings")
-            })?;
+        // Parsed straight into vectors: a reply holds hundreds of floats per text.
+        #[derive(serde::Deserialize)]
+        struct Reply {
+            embeddings: Option<Vec<Vec<f32>>>,
+            #[serde(default)]
+            prompt_eval_count: Option<u64>,
+        }
+        let v: Reply = read_json(resp, call.deadlines).await?;
+        let vectors = v.embeddings.ok_or_else(|| {
+            ProviderError::new(FailureKind::InvalidOutput, "embed reply without embeddings")
+        })?;
         Ok(EmbedResponse {
             vectors,
-            prompt_tokens: count(&v, "/prompt_eval_count"),
+            prompt_tokens: v
+                .prompt_eval_count
+                .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         })
     }
 
@@ -258,7 +263,7 @@ impl Ollama {
                 deadlines,
             )
             .await?;
-        let v = read_json(resp, deadlines).await?;
+        let v: Value = read_json(resp, deadlines).await?;
         if let Some(e) = v.get("error") {
             return Err(classify_stream_error(e));
         }

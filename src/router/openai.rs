@@ -54,7 +54,7 @@ impl OpenAi {
         if is_stream(&resp) {
             return read_sse(resp, call.deadlines).await;
         }
-        let v = read_json(resp, call.deadlines).await?;
+        let v: Value = read_json(resp, call.deadlines).await?;
         if let Some(e) = v.get("error") {
             return Err(classify_stream_error(e));
         }
@@ -99,7 +99,7 @@ impl OpenAi {
                 call.deadlines,
             )
             .await?;
-        let v = read_json(resp, call.deadlines).await?;
+        let v: Value = read_json(resp, call.deadlines).await?;
         let mut items: Vec<(u64, Vec<f32>)> = v
             .get("data")
             .and_then(|d| d.as_array())

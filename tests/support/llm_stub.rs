@@ -183,6 +183,12 @@ struct State {
     max_in_flight: AtomicUsize,
     disconnects: AtomicUsize,
     dims: usize,
+    keep_alive: bool,
+}
+
+tokio::task_local! {
+    /// Whether the connection being answered stays open for the next request.
+    static KEEP_ALIVE: bool;
 }
 
 /// A running stub.
@@ -198,6 +204,7 @@ pub struct Builder {
     models: Vec<String>,
     capacity: Option<(usize, usize)>,
     dims: usize,
+    keep_alive: bool,
 }
 
 impl Builder {
@@ -212,6 +219,12 @@ impl Builder {
     }
     pub fn dims(mut self, dims: usize) -> Self {
         self.dims = dims;
+        self
+    }
+    /// Keep connections open between requests, like a real server (HTTP/1.1 keep-alive);
+    /// by default each connection carries one request and is closed.
+    pub fn keep_alive(mut self) -> Self {
+        self.keep_alive = true;
         self
     }
     pub async fn start(self) -> LlmStub {
@@ -230,6 +243,7 @@ impl Builder {
             max_in_flight: AtomicUsize::new(0),
             disconnects: AtomicUsize::new(0),
             dims: self.dims,
+            keep_alive: self.keep_alive,
         });
         let handle = tokio::spawn(accept_loop(listener, state.clone()));
         LlmStub {
@@ -252,6 +266,7 @@ impl LlmStub {
             models: models.into_iter().map(String::from).collect(),
             capacity: None,
             dims: 4,
+            keep_alive: false,
         }
     }
 
@@ -417,7 +432,12 @@ async fn pause(sock: &mut TcpStream, d: Duration) -> std::io::Result<()> {
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     while let Ok((sock, _)) = listener.accept().await {
-        tokio::spawn(handle(sock, state.clone()));
+        let state = state.clone();
+        tokio::spawn(KEEP_ALIVE.scope(state.keep_alive, async move {
+            let mut sock = sock;
+            // One request per connection unless keep-alive is on and the answer completed.
+            while handle(&mut sock, state.clone()).await && state.keep_alive {}
+        }));
     }
 }
 
@@ -472,9 +492,10 @@ impl Drop for Flight<'_> {
     }
 }
 
-async fn handle(mut sock: TcpStream, state: Arc<State>) {
-    let Some((method, path, headers, body)) = read_request(&mut sock).await else {
-        return;
+/// Answers one request; true when the answer was sent completely.
+async fn handle(sock: &mut TcpStream, state: Arc<State>) -> bool {
+    let Some((method, path, headers, body)) = read_request(sock).await else {
+        return false;
     };
     state.seen.lock().unwrap().push(Seen {
         method,
@@ -493,7 +514,7 @@ async fn handle(mut sock: TcpStream, state: Arc<State>) {
             Err(_) => {
                 if state.waiting.load(Ordering::SeqCst) >= state.max_queue {
                     let step = busy(state.proto);
-                    return respond(&mut sock, &state, &path, &body, step).await;
+                    return respond(sock, &state, &path, &body, step).await;
                 }
                 state.waiting.fetch_add(1, Ordering::SeqCst);
                 let p = sem.clone().acquire_owned().await.ok();
@@ -511,7 +532,7 @@ async fn handle(mut sock: TcpStream, state: Arc<State>) {
         None
     };
     let step = choose(&state, &path, &body);
-    respond(&mut sock, &state, &path, &body, step).await;
+    respond(sock, &state, &path, &body, step).await
 }
 
 fn busy(proto: Proto) -> Step {
@@ -663,8 +684,13 @@ async fn write_head(
     headers: &[(String, String)],
     len: Option<usize>,
 ) -> std::io::Result<()> {
+    let connection = if KEEP_ALIVE.try_with(|k| *k).unwrap_or(false) {
+        "keep-alive"
+    } else {
+        "close"
+    };
     let mut h = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\nconnection: close\r\n",
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\nconnection: {connection}\r\n",
         reason(status)
     );
     for (k, v) in headers {
@@ -695,11 +721,12 @@ async fn chunk(sock: &mut TcpStream, data: &str) -> std::io::Result<()> {
         .await
 }
 
-async fn respond(sock: &mut TcpStream, state: &State, path: &str, req: &Value, step: Step) {
+/// Sends `step`; true when it was sent completely (a keep-alive connection may go on).
+async fn respond(sock: &mut TcpStream, state: &State, path: &str, req: &Value, step: Step) -> bool {
     let r = match step {
         Step::Reset => {
             let _ = sock.set_zero_linger();
-            return;
+            return false;
         }
         Step::Status { headers, .. } if headers.iter().any(|(k, _)| k == "x-stub-pull") => {
             pull(sock, state, req).await
@@ -730,9 +757,10 @@ async fn respond(sock: &mut TcpStream, state: &State, path: &str, req: &Value, s
         state.disconnects.fetch_add(1, Ordering::SeqCst);
     }
     // A cut stream returns an error: no orderly shutdown then.
-    if r.is_ok() {
+    if r.is_ok() && !state.keep_alive {
         let _ = sock.shutdown().await;
     }
+    r.is_ok()
 }
 
 async fn pull(sock: &mut TcpStream, state: &State, req: &Value) -> std::io::Result<()> {
