@@ -13,16 +13,17 @@
 //! - `GET /jobs/{id}` is the status JSON of `rfpq status --json`; `GET /jobs/{id}/result` and
 //!   `/review` download the filled and review workbooks (409 until the job has finished);
 //!   `POST /jobs/{id}/cancel` cancels like `rfpq cancel`.
-//! - `GET /healthz` (Redis reachable: 200, else 503), `GET /metrics` (Prometheus text: live
-//!   workers, their slots and active jobs, and this process's upload counters) and
+//! - `GET /healthz` (Redis reachable: 200, else 503), `GET /metrics` (Prometheus text, see
+//!   `crate::metrics`: jobs by state, BullMQ queue depth, live workers, their slots and active
+//!   jobs, read from Redis at scrape time, this process's recorded series, and this server's
+//!   request counters) and
 //!   `GET /openapi.json` (an OpenAPI 3.0 description).
 //! - Every endpoint but `/healthz` and `/openapi.json` needs `Authorization: Bearer <token>`,
 //!   compared in constant time, and checked before an upload's body is read. The token is never
 //!   logged. Every error is JSON `{"error": "..."}`.
 //!
 //! What it does not do: answer anything (workers do), TLS (put it behind a reverse proxy),
-//! per-user tokens or rate limits, list jobs, or report BullMQ's own job counts (the queue
-//! boundary does not expose them). A `kb` form field may only name a KB published with
+//! per-user tokens or rate limits, or list jobs. A `kb` form field may only name a KB published with
 //! `rfpq kb publish`; only the operator's `--kb` may be a directory on the server.
 
 use crate::queue::{CancelOutcome, JobPhase, KbRef, QueueError, RfpQueue};
@@ -110,7 +111,9 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Upload counters of this process (for `/metrics`).
+/// Request counters of one API server (for `/metrics`). They belong to the server rather than
+/// to the process-wide `metrics` recorder, so two servers in one process (tests) never share
+/// them.
 #[derive(Default)]
 struct Counters {
     submitted: AtomicU64,
@@ -251,6 +254,7 @@ pub async fn serve_on(
     if opts.token.is_none() {
         tracing::warn!("the HTTP API runs without authentication");
     }
+    crate::metrics::install();
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, auth = opts.token.is_some(), max_upload_bytes = opts.max_upload_bytes, "serving the HTTP API");
     let app = router(ApiState::new(queue, &opts));
@@ -696,67 +700,44 @@ async fn healthz(State(s): State<ApiState>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
-    let workers = s.queue.workers().await?;
-    let slots: usize = workers.iter().map(|w| w.concurrency).sum();
-    let active: usize = workers.iter().map(|w| w.active_jobs.len()).sum();
+/// `crate::metrics::render` (this process's recorded series and the gauges read from Redis now)
+/// followed by this server's own request counters.
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let mut out = crate::metrics::render(&s.queue).await;
     let c = &s.counters;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+    let mut metric = |name: &str, help: &str, value: u64| {
         out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
         ));
     };
     metric(
-        "rfpq_workers_live",
-        "gauge",
-        "Live rfpq workers (a heartbeat within the last 30 s).",
-        workers.len() as u64,
-    );
-    metric(
-        "rfpq_worker_slots",
-        "gauge",
-        "Sum of the live workers' concurrency.",
-        slots as u64,
-    );
-    metric(
-        "rfpq_worker_active_jobs",
-        "gauge",
-        "Workbook jobs the live workers are working on (a job on two workers counts twice).",
-        active as u64,
-    );
-    metric(
         "rfpq_api_jobs_submitted_total",
-        "counter",
-        "Jobs queued through this API process.",
+        "Jobs queued through this API server.",
         c.submitted.load(Ordering::Relaxed),
     );
     metric(
         "rfpq_api_uploads_refused_total",
-        "counter",
-        "Uploads refused by validation (422) by this API process.",
+        "Uploads refused by validation (422) by this API server.",
         c.refused.load(Ordering::Relaxed),
     );
     metric(
         "rfpq_api_uploads_too_large_total",
-        "counter",
-        "Uploads over the size limit (413) at this API process.",
+        "Uploads over the size limit (413) at this API server.",
         c.too_large.load(Ordering::Relaxed),
     );
     metric(
         "rfpq_api_unauthorized_total",
-        "counter",
-        "Requests refused for a missing or wrong token (401) by this API process.",
+        "Requests refused for a missing or wrong token (401) by this API server.",
         c.unauthorized.load(Ordering::Relaxed),
     );
-    Ok((
+    (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
         )],
         out,
     )
-        .into_response())
+        .into_response()
 }
 
 async fn openapi() -> Json<Value> {
@@ -870,11 +851,11 @@ pub fn openapi_document() -> Value {
                 }
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics: rfpq_workers_live, rfpq_worker_slots, rfpq_worker_active_jobs and this process's rfpq_api_* counters",
+                "summary": "Prometheus metrics: rfpq_jobs{state}, rfpq_queue_depth{state}, rfpq_workers_live, rfpq_worker_slots, rfpq_worker_active_jobs and rfpq_redis_up (read from Redis at scrape time), the process's recorded rfpq_* series, and this server's rfpq_api_* counters",
+                "description": "When Redis does not answer, the response is still 200: rfpq_redis_up is 0 and the series read from Redis are left out.",
                 "responses": {
                     "200": {"description": "Prometheus text exposition format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}},
-                    "401": error("Missing or invalid bearer token"),
-                    "503": error("Redis is unreachable")
+                    "401": error("Missing or invalid bearer token")
                 }
             }},
             "/openapi.json": {"get": {

@@ -117,6 +117,18 @@ enum Command {
         /// At SIGTERM, how long rows in flight may finish before the batch is handed back.
         #[arg(long, default_value_t = 25_000)]
         grace_ms: u64,
+        /// Rows one batch answers at once (0: the answer provider's `max_concurrency`, so a
+        /// single batch fills the backend's parallel slots).
+        #[arg(long, default_value_t = 0)]
+        rows_in_flight: usize,
+        /// Do not load the models at start (by default the answer model and the embedding
+        /// model are loaded before the first batch needs them).
+        #[arg(long)]
+        no_warm_up: bool,
+        /// Serve Prometheus metrics (`GET /metrics`, no authentication) on HOST:PORT; port 0
+        /// picks a free one. The bound address is logged: `metrics listening on ADDR`.
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Cancel a job from any machine: a queued job at once, a running one within a second
     /// (rows in flight are dropped; finished rows are kept in a partial result).
@@ -467,6 +479,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             stalled_ms,
             max_stalls,
             grace_ms,
+            rows_in_flight,
+            no_warm_up,
+            metrics_addr,
         } => {
             let router = load_router(&g)?;
             let settings = WorkerSettings {
@@ -475,7 +490,15 @@ pub async fn run(cli: Cli) -> Result<()> {
                 stalled_interval: Duration::from_millis(stalled_ms.max(100)),
                 shutdown_grace: Duration::from_millis(grace_ms),
                 max_stalls: max_stalls.max(1),
+                rows_in_flight,
+                warm_up: !no_warm_up,
             };
+            if let Some(addr) = metrics_addr {
+                let queue = RfpQueue::connect(queue_config(&g)).await?;
+                crate::metrics::serve(addr, queue)
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            }
             let worker = RunningWorker::start(queue_config(&g), router, settings).await?;
             tracing::info!(redis = %g.redis_url, prefix = %g.prefix, concurrency, "worker started");
             shutdown_signal().await;
@@ -909,7 +932,39 @@ fn report_line(r: &crate::queue::JobReport) -> String {
         r.prompt_tokens,
         r.eval_tokens,
         r.duration_s
-    )
+    ) + &usage_lines(r)
+}
+
+/// Throughput, calls and tokens per model, and the time split, once the job has them.
+fn usage_lines(r: &crate::queue::JobReport) -> String {
+    let mut s = String::new();
+    if !r.calls_by_model.is_empty() {
+        let models: Vec<String> = r
+            .calls_by_model
+            .iter()
+            .map(|u| {
+                format!(
+                    "{} {} ×{} ({} + {} tokens)",
+                    u.task, u.model, u.calls, u.prompt_tokens, u.eval_tokens
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "\n  {:.1} questions/min; calls: {}; {} fallbacks",
+            r.questions_per_minute,
+            models.join(", "),
+            r.fallbacks
+        ));
+    }
+    let t = &r.time;
+    if t.workbook_s + t.plan_s + t.llm_s + t.embed_s + t.retrieval_s > 0.0 {
+        s.push_str(&format!(
+            "\n  time: {:.1} s wall, {:.1} s queued, {:.1} s workbook, {:.1} s planning; \
+             summed over concurrent rows: {:.1} s LLM, {:.1} s embedding, {:.1} s retrieval",
+            t.wall_s, t.queue_s, t.workbook_s, t.plan_s, t.llm_s, t.embed_s, t.retrieval_s
+        ));
+    }
+    s
 }
 
 /// `rfpq models check|pull|warm` over `router::admin`.
@@ -1245,10 +1300,12 @@ pub async fn fill(
         }
     })
     .await;
-    let mut summary = FillSummary::of(&outcomes, &plan.calls);
-    summary.duration_s = started.elapsed().as_secs_f64();
+    let mut summary = FillSummary::of(&outcomes, &plan.calls).timed(&plan, started.elapsed());
+    let report = summary.clone();
     let assembled =
-        tokio::task::spawn_blocking(move || pipeline::assemble(&bytes, &outcomes)).await??;
+        tokio::task::spawn_blocking(move || pipeline::assemble_with(&bytes, &outcomes, &report))
+            .await??;
+    summary.time.workbook_s = assembled.elapsed.as_secs_f64();
     write_file(output, &assembled.filled)?;
     write_file(review, &assembled.review)?;
     Ok(summary)

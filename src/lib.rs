@@ -8,6 +8,7 @@ pub mod demo;
 pub mod doctor;
 pub mod eval;
 pub mod kb;
+pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod queue;

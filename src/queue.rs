@@ -3,7 +3,7 @@
 //! hash-tagged prefix so Redis Cluster keeps them in one slot — and the published knowledge-base
 //! snapshots workers fetch (`kb:*`). Nothing else talks to Redis.
 
-use crate::pipeline::{Plan, RowOutcome};
+use crate::pipeline::{CallTally, FillSummary, ModelUsage, Plan, RowOutcome, TimeSplit};
 use crate::workbook::SourceFormat;
 use bullmq::options::RedisConnectionOptions;
 use bullmq::types::{BackoffStrategy, KeepJobs, RemoveOnFinish};
@@ -189,7 +189,68 @@ pub struct JobReport {
     pub eval_tokens: u64,
     /// From submission to the end (or to now, while running).
     pub duration_s: f64,
+    /// Question rows that failed.
+    #[serde(default)]
+    pub failed: u64,
+    /// Question rows finished (answered, needing review, not applicable or failed) per minute,
+    /// from the first row's start to the job's end (or to now, while running); 0 until a row
+    /// is done.
+    #[serde(default)]
+    pub questions_per_minute: f64,
+    /// Successful calls and tokens per task and model (`provider:model`), planning included,
+    /// sorted by task then model.
+    #[serde(default)]
+    pub calls_by_model: Vec<ModelUsage>,
+    /// Successful calls answered by a fallback target, planning included.
+    #[serde(default)]
+    pub fallbacks: u64,
+    /// Where the time went: `wall_s` is `duration_s`; `queue_s` is submission to planning plus
+    /// planning's end to the first row's start; `llm_s`, `embed_s` and `retrieval_s` are
+    /// summed over rows, which run concurrently, so they can exceed `wall_s`.
+    #[serde(default)]
+    pub time: TimeSplit,
 }
+
+impl JobReport {
+    /// The report as the pipeline's summary, for the review workbook's Summary sheet.
+    pub fn fill_summary(&self) -> FillSummary {
+        let calls = CallTally {
+            classify: self.llm_calls.get("classify").copied().unwrap_or(0) as u32,
+            relevance: self.llm_calls.get("relevance").copied().unwrap_or(0) as u32,
+            answer: self.llm_calls.get("answer").copied().unwrap_or(0) as u32,
+            embed: self.embed_calls as u32,
+            prompt_tokens: self.prompt_tokens,
+            eval_tokens: self.eval_tokens,
+            fallbacks: self.fallbacks as u32,
+            by_model: self.calls_by_model.clone(),
+            ..Default::default()
+        };
+        FillSummary {
+            questions: self.questions as usize,
+            answered: self.answered as usize,
+            library_matches: self.library_matches as usize,
+            needs_review: self.needs_review as usize,
+            abstained: self.abstained as usize,
+            not_applicable: self.not_applicable as usize,
+            copies: self.copies as usize,
+            failed: self.failed as usize,
+            skipped: 0,
+            llm_calls: calls.llm_calls(),
+            calls,
+            llm_calls_per_question: self.llm_calls_per_question,
+            duration_s: self.duration_s,
+            calls_by_model: self.calls_by_model.clone(),
+            fallbacks: self.fallbacks,
+            questions_per_minute: self.questions_per_minute,
+            time: self.time,
+        }
+    }
+}
+
+/// The meta field naming the stored plan's version: a fresh id each time a plan is stored, so
+/// a worker that cached a parsed plan knows from the meta it reads anyway whether the plan is
+/// still the same, without fetching it again.
+pub const PLAN_VERSION: &str = "plan_version";
 
 /// Data of a `batch` job: row indexes `[start, end)` of the job's plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -338,8 +399,9 @@ const ETA_WINDOW: usize = 20;
 /// Writes a row checkpoint exactly once, counts it, notes its time for the ETA (and a failed
 /// row's error) and keeps the keys for the retention, atomically: KEYS = rows hash, meta hash,
 /// recent-commits list, redo set (rows a retry reopened: already counted as done), errors list;
-/// ARGV = row index, outcome JSON, TTL s, now ms, window, error line (may be empty), then
-/// (counter, increment) pairs.
+/// ARGV = row index, outcome JSON, TTL s, now ms, window, error line (may be empty), the row's
+/// start (Unix ms, 0 when not measured; the earliest becomes `first_row_ms`), then (counter,
+/// increment) pairs.
 static CHECKPOINT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -357,7 +419,14 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
     redis.call('LTRIM', KEYS[5], 0, 19)
     redis.call('EXPIRE', KEYS[5], ARGV[3])
   end
-  for i = 7, #ARGV - 1, 2 do
+  local started = tonumber(ARGV[7])
+  if started and started > 0 then
+    local first = tonumber(redis.call('HGET', KEYS[2], 'first_row_ms'))
+    if not first or started < first then
+      redis.call('HSET', KEYS[2], 'first_row_ms', ARGV[7])
+    end
+  end
+  for i = 8, #ARGV - 1, 2 do
     redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
   end
   return 1
@@ -365,6 +434,109 @@ end
 return 0",
     )
 });
+
+/// The per-model meta counters of `calls`: `{prefix}calls:<task>:<provider:model>`, with
+/// `tok_in:` (prompt tokens) and `tok_out:` (generated tokens) alike. Zeros are left out.
+fn usage_counters(prefix: &str, calls: &CallTally) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for u in &calls.by_model {
+        for (kind, n) in [
+            ("calls", u.calls),
+            ("tok_in", u.prompt_tokens),
+            ("tok_out", u.eval_tokens),
+        ] {
+            if n > 0 {
+                out.push((format!("{prefix}{kind}:{}:{}", u.task, u.model), n));
+            }
+        }
+    }
+    out
+}
+
+/// Reads the per-model counters back from a job's meta (row and plan-time ones added up),
+/// sorted by task then model.
+fn usage_from_meta(meta: &HashMap<String, String>) -> Vec<ModelUsage> {
+    let mut usage: BTreeMap<(String, String), ModelUsage> = BTreeMap::new();
+    for (key, value) in meta {
+        let Ok(n) = value.parse::<u64>() else {
+            continue;
+        };
+        let key = key.strip_prefix("plan_").unwrap_or(key);
+        let Some((kind, rest)) = key.split_once(':') else {
+            continue;
+        };
+        if !matches!(kind, "calls" | "tok_in" | "tok_out") {
+            continue;
+        }
+        let Some((task, model)) = rest.split_once(':') else {
+            continue;
+        };
+        let u = usage
+            .entry((task.to_string(), model.to_string()))
+            .or_insert_with(|| ModelUsage {
+                task: task.into(),
+                model: model.into(),
+                ..Default::default()
+            });
+        match kind {
+            "calls" => u.calls += n,
+            "tok_in" => u.prompt_tokens += n,
+            _ => u.eval_tokens += n,
+        }
+    }
+    usage.into_values().collect()
+}
+
+/// Adds to a stage time (`HINCRBY`) or notes a moment once (`HSETNX`) in an existing job's
+/// meta: KEYS = meta; ARGV = `incr` or `once`, field, value.
+static TIME_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == 'incr' then
+  redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
+else
+  redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3])
+end
+return 1",
+    )
+});
+
+/// A part of a job's time a worker measures itself ([`RfpQueue::record_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading and detecting the workbook; writing the filled and review workbooks.
+    Workbook,
+    /// Planning, the workbook aside.
+    Plan,
+}
+
+impl Stage {
+    fn field(self) -> &'static str {
+        match self {
+            Stage::Workbook => "ms_workbook",
+            Stage::Plan => "ms_plan",
+        }
+    }
+}
+
+/// A moment of a job's life ([`RfpQueue::mark`]); the first time it is reached is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Milestone {
+    /// A worker started planning (`started_ms`).
+    PlanStarted,
+    /// Planning ended and the rows are about to be queued (`planned_ms`).
+    Planned,
+}
+
+impl Milestone {
+    fn field(self) -> &'static str {
+        match self {
+            Milestone::PlanStarted => "started_ms",
+            Milestone::Planned => "planned_ms",
+        }
+    }
+}
 
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -721,6 +893,31 @@ impl RfpQueue {
         Ok(v.is_some())
     }
 
+    /// Adds `elapsed` to one of the job's stage times (no effect on an unknown job).
+    pub async fn record_time(
+        &self,
+        id: &str,
+        stage: Stage,
+        elapsed: Duration,
+    ) -> Result<(), QueueError> {
+        let mut script = TIME_SCRIPT.key(self.key(id, "meta"));
+        script
+            .arg("incr")
+            .arg(stage.field())
+            .arg(elapsed.as_millis() as u64);
+        let _: i64 = script.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Notes that the job reached `milestone` now, unless it did before (no effect on an
+    /// unknown job).
+    pub async fn mark(&self, id: &str, milestone: Milestone) -> Result<(), QueueError> {
+        let mut script = TIME_SCRIPT.key(self.key(id, "meta"));
+        script.arg("once").arg(milestone.field()).arg(now_ms());
+        let _: i64 = script.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
     /// Stores the job's plan and enqueues the batch flow: a parent `assemble` job whose
     /// children are row batches (a failed batch does not strand the parent).
     pub async fn start_batches(&self, id: &str, plan: &Plan) -> Result<usize, QueueError> {
@@ -733,20 +930,27 @@ impl RfpQueue {
         let bytes =
             serde_json::to_vec(plan).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
         let calls = &plan.calls;
+        let mut fields: Vec<(String, u64)> = [
+            ("rows_total", plan.rows.len() as u64),
+            ("questions", plan.question_count() as u64),
+            ("classify_calls", u64::from(calls.classify)),
+            ("plan_embed_calls", u64::from(calls.embed)),
+            ("plan_prompt_tokens", calls.prompt_tokens),
+            ("plan_eval_tokens", calls.eval_tokens),
+            ("plan_fallbacks", u64::from(calls.fallbacks)),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+        fields.extend(usage_counters("plan_", calls));
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
             .set_ex(self.key(id, "plan"), bytes, RETENTION.as_secs())
-            .hset_multiple(
+            .hset_multiple(self.key(id, "meta"), &fields)
+            .hset(
                 self.key(id, "meta"),
-                &[
-                    ("rows_total", plan.rows.len() as u64),
-                    ("questions", plan.question_count() as u64),
-                    ("classify_calls", u64::from(calls.classify)),
-                    ("plan_embed_calls", u64::from(calls.embed)),
-                    ("plan_prompt_tokens", calls.prompt_tokens),
-                    ("plan_eval_tokens", calls.eval_tokens),
-                ],
+                PLAN_VERSION,
+                uuid::Uuid::new_v4().simple().to_string(),
             )
             .exec_async(&mut conn)
             .await?;
@@ -850,6 +1054,47 @@ impl RfpQueue {
         serde_json::from_slice(&bytes).map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
     }
 
+    /// The job's stored plan as bytes (JSON) with the `plan_version` it was stored under (none
+    /// for a job planned before versions existed), read together, for callers that cache the
+    /// parsed plan by version.
+    pub async fn plan_bytes(&self, id: &str) -> Result<(Vec<u8>, Option<String>), QueueError> {
+        let (bytes, version): (Option<Vec<u8>>, Option<String>) = redis::pipe()
+            .atomic()
+            .get(self.key(id, "plan"))
+            .hget(self.key(id, "meta"), PLAN_VERSION)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let bytes = bytes.ok_or_else(|| QueueError::UnknownJob(id.into()))?;
+        Ok((bytes, version))
+    }
+
+    /// The checkpointed outcomes among rows `range`, in one read.
+    pub async fn rows_at(
+        &self,
+        id: &str,
+        range: std::ops::Range<usize>,
+    ) -> Result<HashMap<usize, RowOutcome>, QueueError> {
+        if range.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let indexes: Vec<usize> = range.collect();
+        let raw: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key(id, "rows"))
+            .arg(&indexes)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        indexes
+            .into_iter()
+            .zip(raw)
+            .filter_map(|(i, s)| s.map(|s| (i, s)))
+            .map(|(i, s)| {
+                serde_json::from_str(&s)
+                    .map(|o| (i, o))
+                    .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))
+            })
+            .collect()
+    }
+
     /// Row `index`'s checkpointed outcome, if it has one.
     pub async fn row(&self, id: &str, index: usize) -> Result<Option<RowOutcome>, QueueError> {
         let raw: Option<String> = self.conn.clone().hget(self.key(id, "rows"), index).await?;
@@ -868,7 +1113,8 @@ impl RfpQueue {
         let json = serde_json::to_string(outcome)
             .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
         let c = &outcome.calls;
-        let counters: [(&str, u64); 10] = [
+        let t = &outcome.time;
+        let counters: [(&str, u64); 14] = [
             (outcome.status.counter(), 1),
             (
                 "library_matches",
@@ -882,6 +1128,10 @@ impl RfpQueue {
             ("embed_calls", u64::from(c.embed)),
             ("prompt_tokens", c.prompt_tokens),
             ("eval_tokens", c.eval_tokens),
+            ("fallbacks", u64::from(c.fallbacks)),
+            ("ms_llm", t.llm_ms),
+            ("ms_embed", t.embed_ms),
+            ("ms_retrieval", t.retrieval_ms),
         ];
         let rows = self.key(id, "rows");
         let mut script = CHECKPOINT_SCRIPT.key(&rows);
@@ -903,9 +1153,13 @@ impl RfpQueue {
             .arg(RETENTION.as_secs())
             .arg(now_ms())
             .arg(ETA_WINDOW)
-            .arg(error);
+            .arg(error)
+            .arg(t.started_ms);
         for (field, n) in counters.iter().filter(|(_, n)| *n > 0) {
             script.arg(*field).arg(*n);
+        }
+        for (field, n) in usage_counters("", c) {
+            script.arg(field).arg(n);
         }
         if !outcome.model.is_empty() && outcome.same_as.is_none() {
             script.arg(format!("model:{}", outcome.model)).arg(1);
@@ -1198,6 +1452,25 @@ impl RfpQueue {
                     .get("finished_ms")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(now_ms);
+                let at = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
+                let created = num("created_ms");
+                let first_row = at("first_row_ms");
+                // Submission → planning, then planning's end → the first row's start.
+                let queue_ms = match (at("started_ms"), at("planned_ms")) {
+                    (Some(s), Some(p)) => {
+                        s.saturating_sub(created)
+                            + first_row.unwrap_or(end).max(p).saturating_sub(p)
+                    }
+                    (Some(s), None) => s.saturating_sub(created),
+                    // Not planned yet (or a job from before these counters, if rows are done).
+                    (None, _) if num("rows_done") == 0 => end.saturating_sub(created),
+                    (None, _) => 0,
+                };
+                let finished_questions = num("answered")
+                    + num("needs_review")
+                    + num("not_applicable")
+                    + num("rows_failed");
+                let secs = |k: &str| num(k) as f64 / 1000.0;
                 JobReport {
                     questions,
                     answered: num("answered"),
@@ -1217,8 +1490,146 @@ impl RfpQueue {
                     prompt_tokens: num("prompt_tokens") + num("plan_prompt_tokens"),
                     eval_tokens: num("eval_tokens") + num("plan_eval_tokens"),
                     duration_s: end.saturating_sub(num("created_ms")) as f64 / 1000.0,
+                    failed: num("rows_failed"),
+                    questions_per_minute: first_row.map_or(0.0, |f| {
+                        crate::pipeline::per_minute(finished_questions, end.saturating_sub(f))
+                    }),
+                    calls_by_model: usage_from_meta(&m),
+                    fallbacks: num("fallbacks") + num("plan_fallbacks"),
+                    time: TimeSplit {
+                        wall_s: end.saturating_sub(created) as f64 / 1000.0,
+                        queue_s: queue_ms as f64 / 1000.0,
+                        workbook_s: secs("ms_workbook"),
+                        plan_s: secs("ms_plan"),
+                        llm_s: secs("ms_llm"),
+                        embed_s: secs("ms_embed"),
+                        retrieval_s: secs("ms_retrieval"),
+                    },
                 }
             },
         })
+    }
+
+    /// BullMQ's job counts by queue state (plan, batch and assemble jobs alike), for metrics.
+    pub async fn bull_counts(&self) -> Result<bullmq::types::JobCounts, QueueError> {
+        Ok(self.bull.get_job_counts().await?)
+    }
+
+    /// Workbook jobs by phase, every phase in lifecycle order (0 when none), for metrics. Jobs
+    /// are found by a `SCAN` of their meta keys under this prefix (there is no job index), one
+    /// pipelined `HGET state` per page; at most `limit` jobs are counted.
+    pub async fn job_phase_counts(&self, limit: usize) -> Result<Vec<(JobPhase, u64)>, QueueError> {
+        let mut counts: Vec<(JobPhase, u64)> = [
+            JobPhase::Queued,
+            JobPhase::Running,
+            JobPhase::Completed,
+            JobPhase::CompletedWithErrors,
+            JobPhase::Failed,
+            JobPhase::Cancelled,
+        ]
+        .into_iter()
+        .map(|p| (p, 0))
+        .collect();
+        let mut escaped = String::with_capacity(self.cfg.prefix.len());
+        for c in self.cfg.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        let pattern = format!("{escaped}:rfpq-job:*:meta");
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut seen = 0usize;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            let keys = &keys[..keys.len().min(limit - seen)];
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for k in keys {
+                    pipe.hget(k, "state");
+                }
+                let states: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
+                for phase in states.iter().flatten().filter_map(|s| JobPhase::parse(s)) {
+                    if let Some(c) = counts.iter_mut().find(|(p, _)| *p == phase) {
+                        c.1 += 1;
+                    }
+                }
+                seen += keys.len();
+            }
+            if next == 0 || seen >= limit {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use crate::router::CallRecord;
+    use crate::router::config::Task;
+
+    #[test]
+    fn per_model_counters_round_trip_through_meta() {
+        let record = |provider: &str, model: &str, p: u32, e: u32| CallRecord {
+            provider: provider.into(),
+            model: model.into(),
+            prompt_tokens: p,
+            eval_tokens: e,
+            ..Default::default()
+        };
+        let mut row = CallTally::default();
+        row.add(Task::Answer, &record("stub", "qwen2.5:7b", 34, 12));
+        row.add(Task::Embed, &record("embedded", "all-minilm-l6-v2", 9, 0));
+        let mut plan = CallTally::default();
+        plan.add(Task::Classify, &record("stub", "qwen2.5:7b", 100, 3));
+        plan.add(Task::Embed, &record("embedded", "all-minilm-l6-v2", 40, 0));
+        // Two rows' HINCRBYs, then the plan's fields, as Redis would hold them.
+        let mut meta: HashMap<String, String> = HashMap::new();
+        for _ in 0..2 {
+            for (k, n) in usage_counters("", &row) {
+                let v = meta.entry(k).or_insert_with(|| "0".into());
+                *v = (v.parse::<u64>().unwrap() + n).to_string();
+            }
+        }
+        meta.extend(
+            usage_counters("plan_", &plan)
+                .into_iter()
+                .map(|(k, n)| (k, n.to_string())),
+        );
+        assert_eq!(meta["calls:answer:stub:qwen2.5:7b"], "2");
+        assert_eq!(meta["tok_in:answer:stub:qwen2.5:7b"], "68");
+        assert!(
+            !meta.contains_key("tok_out:embed:embedded:all-minilm-l6-v2"),
+            "zeros are not written"
+        );
+        meta.insert("model:stub:qwen2.5:7b".into(), "2".into());
+        meta.insert("prompt_tokens".into(), "86".into());
+        let usage = usage_from_meta(&meta);
+        let line = |task: &str, model: &str, calls, p, e| ModelUsage {
+            task: task.into(),
+            model: model.into(),
+            calls,
+            prompt_tokens: p,
+            eval_tokens: e,
+        };
+        assert_eq!(
+            usage,
+            vec![
+                line("answer", "stub:qwen2.5:7b", 2, 68, 24),
+                line("classify", "stub:qwen2.5:7b", 1, 100, 3),
+                line("embed", "embedded:all-minilm-l6-v2", 3, 58, 0),
+            ]
+        );
     }
 }

@@ -12,7 +12,9 @@ use crate::queue::{
 use crate::router::Router;
 use bullmq::worker::{CancellationToken, WorkerEvent};
 use bullmq::{Job, Worker};
+use futures_util::TryStreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::Instrument;
@@ -31,6 +33,13 @@ pub struct WorkerSettings {
     /// Stalls (a worker died or hung holding the batch) after which a batch is failed as a
     /// poison batch instead of being run again.
     pub max_stalls: usize,
+    /// Rows a batch answers at once (0: the parallel slots of the answer task's first
+    /// provider, its `max_concurrency`). The router's per-provider limit still caps the calls
+    /// of all batches of this process together.
+    pub rows_in_flight: usize,
+    /// Load the models before the first batch (see `spawn_warm_up`). Off by default for
+    /// embedders and tests; `rfpq worker` turns it on unless `--no-warm-up`.
+    pub warm_up: bool,
 }
 
 impl Default for WorkerSettings {
@@ -43,8 +52,77 @@ impl Default for WorkerSettings {
             stalled_interval: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(25),
             max_stalls: 3,
+            rows_in_flight: 0,
+            warm_up: false,
         }
     }
+}
+
+impl WorkerSettings {
+    /// `rows_in_flight`, with 0 resolved from the router config: the answer task's first
+    /// provider's `max_concurrency` (its parallel slots), at least 1.
+    pub fn rows_in_flight(&self, router: &Router) -> usize {
+        if self.rows_in_flight > 0 {
+            return self.rows_in_flight;
+        }
+        let cfg = router.config();
+        cfg.targets(crate::router::config::Task::Answer)
+            .first()
+            .and_then(|t| cfg.provider(&t.provider))
+            .map_or(1, |p| p.max_concurrency)
+            .max(1)
+    }
+}
+
+/// Plans kept parsed per process (the jobs a worker is on at once, with room to spare).
+const PLAN_CACHE: usize = 16;
+
+/// A job's parsed plan with what every batch derives from it.
+struct CachedPlan {
+    /// The `plan_version` it was stored under (none: not cached).
+    version: Option<String>,
+    plan: Plan,
+    /// `Plan::groups`, in order.
+    groups: Vec<Vec<usize>>,
+    /// For each row answered for copies of it, those copies.
+    copies: HashMap<usize, Vec<usize>>,
+}
+
+impl CachedPlan {
+    fn new(plan: Plan, version: Option<String>) -> Self {
+        let mut copies: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, row) in plan.rows.iter().enumerate() {
+            if let Some(s) = &row.same_as {
+                copies.entry(s.index).or_default().push(i);
+            }
+        }
+        Self {
+            version,
+            groups: plan.groups(),
+            plan,
+            copies,
+        }
+    }
+}
+
+/// One batch run's shared state, borrowed by its concurrent row groups.
+struct BatchRun<'a> {
+    id: &'a str,
+    job: &'a Job,
+    plan: &'a Plan,
+    ctx: PipelineContext,
+    lock: Option<String>,
+    /// Rows of this batch checkpointed by an earlier run.
+    existing: HashMap<usize, RowOutcome>,
+    /// For each answered row, the copies that take its answer.
+    copies: &'a HashMap<usize, Vec<usize>>,
+    /// Set when the user cancels the job.
+    cancel: tokio_util::sync::CancellationToken,
+    /// Set when this worker shuts down.
+    shutdown: &'a CancellationToken,
+    /// A row was left for the queue because the worker is shutting down.
+    handed_back: AtomicBool,
+    written: AtomicUsize,
 }
 
 struct Shared {
@@ -59,6 +137,10 @@ struct Shared {
     /// This worker's registry id, recorded in every checkpoint it writes.
     id: String,
     max_stalls: usize,
+    /// Rows one batch answers at once.
+    rows_in_flight: usize,
+    /// Parsed plans by job id.
+    plans: Mutex<HashMap<String, Arc<CachedPlan>>>,
 }
 
 /// How often a worker looks for parents stuck waiting (one worker sweeps at a time).
@@ -152,16 +234,6 @@ impl Shared {
         Ok(kb)
     }
 
-    /// Resolves once a cancel is requested for job `id` (polls Redis; errors count as "not yet").
-    async fn until_cancelled(&self, id: &str) {
-        loop {
-            tokio::time::sleep(CANCEL_POLL).await;
-            if self.queue.cancel_requested(id).await.unwrap_or(false) {
-                return;
-            }
-        }
-    }
-
     async fn plan(&self, id: &str) -> Result<serde_json::Value, bullmq::Error> {
         if self.queue.cancel_requested(id).await.map_err(retry)? {
             self.queue
@@ -170,11 +242,17 @@ impl Shared {
                 .map_err(retry)?;
             return Ok(serde_json::json!({"cancelled": true}));
         }
+        // Timing bookkeeping for the job report is best effort: it never fails a job.
+        let _ = self
+            .queue
+            .mark(id, crate::queue::Milestone::PlanStarted)
+            .await;
         let bytes = self.queue.file(id).await.map_err(|e| fail(e.to_string()))?;
         self.queue
             .set_phase(id, JobPhase::Running, None)
             .await
             .map_err(retry)?;
+        let workbook_started = std::time::Instant::now();
         let parsed = tokio::task::spawn_blocking(move || crate::workbook::load_and_detect(bytes))
             .await
             .map_err(|e| fail(format!("workbook parser crashed: {e}")));
@@ -187,8 +265,19 @@ impl Shared {
                 .await
                 .map_err(retry)?;
         }
+        let workbook_time = workbook_started.elapsed();
+        let _ = self
+            .queue
+            .record_time(id, crate::queue::Stage::Workbook, workbook_time)
+            .await;
+        let plan_started = std::time::Instant::now();
         crate::submit::require_questions(&questionnaire).map_err(fail)?;
         let plan = Plan::build(&self.router, &questionnaire).await;
+        let _ = self
+            .queue
+            .record_time(id, crate::queue::Stage::Plan, plan_started.elapsed())
+            .await;
+        let _ = self.queue.mark(id, crate::queue::Milestone::Planned).await;
         for w in &plan.warnings {
             tracing::warn!(job = id, warning = w.as_str(), "plan");
         }
@@ -207,6 +296,39 @@ impl Shared {
         Ok(serde_json::json!({"rows": plan.rows.len(), "batches": batches}))
     }
 
+    /// A job's plan, parsed once per process with what every batch derives from it: a job's
+    /// batches all read the same plan, and parsing a 1,000-row plan costs milliseconds. `version`
+    /// is the job meta's `plan_version`; a cached plan of another version (or of a job stored
+    /// without one) is read again.
+    async fn plan_of(
+        &self,
+        id: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<CachedPlan>, bullmq::Error> {
+        if let Some(v) = version
+            && let Some(cached) = self.plans.lock().unwrap_or_else(|p| p.into_inner()).get(id)
+            && cached.version.as_deref() == Some(v)
+        {
+            return Ok(cached.clone());
+        }
+        let (bytes, version) = self.queue.plan_bytes(id).await.map_err(no_plan)?;
+        let plan: Plan = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("the job's plan is damaged: {e}")))?;
+        let cached = Arc::new(CachedPlan::new(plan, version));
+        if cached.version.is_some() {
+            let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+            if plans.len() >= PLAN_CACHE && !plans.contains_key(id) {
+                plans.clear();
+            }
+            plans.insert(id.to_string(), cached.clone());
+        }
+        Ok(cached)
+    }
+
+    /// Answers a batch's rows: groups (a question and the questions that depend on it, in
+    /// order) run concurrently, up to `rows_in_flight` at once, so one batch can keep every
+    /// slot of the backend busy. Each row is checkpointed as soon as it is answered, fenced by
+    /// the job lock.
     async fn batch(
         &self,
         job: &Job,
@@ -215,8 +337,11 @@ impl Shared {
         let spec: BatchSpec = serde_json::from_value(job.data().clone())
             .map_err(|e| fail(format!("bad batch data: {e}")))?;
         let id = spec.job.as_str();
-        let plan = self.queue.plan(id).await.map_err(no_plan)?;
         let meta = self.queue.meta(id).await.map_err(retry)?;
+        let cached = self
+            .plan_of(id, meta.get(crate::queue::PLAN_VERSION).map(String::as_str))
+            .await?;
+        let plan = &cached.plan;
         let kb = match meta.get("kb") {
             Some(name) => Some(
                 self.kb(name, meta.get("kb_version").map(String::as_str))
@@ -225,77 +350,173 @@ impl Shared {
             ),
             None => None,
         };
-        let ctx = PipelineContext {
-            router: self.router.clone(),
-            kb,
+        if self.queue.cancel_requested(id).await.map_err(retry)? {
+            return Err(cancelled());
+        }
+        let end = spec.end.min(plan.rows.len());
+        let range = spec.start..end;
+        // One read for the rows an earlier run of this batch already answered.
+        let existing = self.queue.rows_at(id, range.clone()).await.map_err(retry)?;
+        let groups: Vec<Vec<usize>> = cached
+            .groups
+            .iter()
+            .filter(|g| g.iter().any(|i| range.contains(i)))
+            .map(|g| g.iter().copied().filter(|i| range.contains(i)).collect())
+            .collect();
+        // The cancel flag is watched once per batch, not once per row.
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let _watch = self.watch_cancel(id, cancel.clone());
+        let run = BatchRun {
+            id,
+            job,
+            plan,
+            ctx: PipelineContext {
+                router: self.router.clone(),
+                kb,
+            },
+            lock: job.token().map(str::to_string),
+            existing,
+            copies: &cached.copies,
+            cancel,
+            shutdown: token,
+            handed_back: AtomicBool::new(false),
+            written: AtomicUsize::new(0),
         };
-        let lock = job.token().map(str::to_string);
-        let mut written = 0;
-        // Outcomes of this run, for dependent rows and copies further down the batch.
-        let mut done: HashMap<usize, RowOutcome> = HashMap::new();
-        for index in spec.start..spec.end.min(plan.rows.len()) {
-            if token.is_cancelled() {
-                // Shutdown: finished rows are checkpointed; hand the rest of the batch back to
-                // the queue at once, without spending a retry or waiting for stall detection.
-                if let Some(t) = &lock {
-                    job.move_to_wait(Some(t)).await?;
-                    tracing::info!(job = id, next_row = index, "batch handed back to the queue");
-                    return Err(bullmq::Error::Delayed);
+        let result = futures_util::stream::iter(groups.into_iter().map(Ok))
+            .try_for_each_concurrent(self.rows_in_flight, |group| self.group(&run, group))
+            .await;
+        if run.cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        result?;
+        if run.handed_back.load(Ordering::SeqCst) {
+            // Shutdown: finished rows are checkpointed; hand the rest of the batch back to
+            // the queue at once, without spending a retry or waiting for stall detection.
+            if let Some(t) = &run.lock {
+                job.move_to_wait(Some(t)).await?;
+                tracing::info!(job = id, "batch handed back to the queue");
+                return Err(bullmq::Error::Delayed);
+            }
+            return Err(bullmq::Error::ProcessingError(
+                "worker shutting down".into(),
+            ));
+        }
+        Ok(serde_json::json!({"rows_written": run.written.load(Ordering::SeqCst)}))
+    }
+
+    /// Polls job `id`'s cancel flag until the returned guard is dropped; cancels `token` when
+    /// a cancel is requested.
+    fn watch_cancel(
+        &self,
+        id: &str,
+        token: tokio_util::sync::CancellationToken,
+    ) -> tokio_util::sync::DropGuard {
+        let queue = self.queue.clone();
+        let id = id.to_string();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    () = tokio::time::sleep(CANCEL_POLL) => {}
                 }
-                return Err(bullmq::Error::ProcessingError(
-                    "worker shutting down".into(),
-                ));
+                if queue.cancel_requested(&id).await.unwrap_or(false) {
+                    token.cancel();
+                    return;
+                }
             }
-            if plan.rows[index].same_as.is_some() {
-                continue; // written by the batch that answers its first copy (or by assemble)
+        });
+        stop.drop_guard()
+    }
+
+    /// Answers one group's rows in order (a dependent row sees its parent's answer).
+    async fn group(&self, run: &BatchRun<'_>, group: Vec<usize>) -> Result<(), bullmq::Error> {
+        let mut done: HashMap<usize, RowOutcome> = HashMap::new();
+        for index in group {
+            if run.shutdown.is_cancelled() {
+                run.handed_back.store(true, Ordering::SeqCst);
+                return Ok(());
             }
-            if self.queue.cancel_requested(id).await.map_err(retry)? {
+            if run.cancel.is_cancelled() {
                 return Err(cancelled());
             }
-            let outcome = match self.queue.row(id, index).await.map_err(retry)? {
-                // Answered by an earlier run of this batch; its copies may still be missing.
-                Some(o) => o,
-                None => {
-                    let parent = match plan.parent_key(index) {
-                        Some(p) => match done.get(&p) {
-                            Some(o) => Some(o.clone()),
-                            None => self.queue.row(id, p).await.map_err(retry)?,
-                        },
-                        None => None,
-                    };
-                    // A cancel drops the row in flight (and its LLM request) at once.
-                    let mut outcome = tokio::select! {
-                        o = pipeline::answer_planned(&ctx, &plan, index, parent.as_ref()) => o,
-                        () = self.until_cancelled(id) => return Err(cancelled()),
-                    };
-                    outcome.worker = Some(self.id.clone());
-                    self.fence(job, &lock, index).await?;
+            let row = &run.plan.rows[index];
+            let span = tracing::info_span!(
+                "row",
+                job = run.id,
+                row = index,
+                cell = %format!("{}!{}", row.question.sheet, row.question.row),
+                task = "answer",
+                model = tracing::field::Empty,
+            );
+            let outcome = self.row(run, index, &done).instrument(span.clone()).await?;
+            // Fan the answer out to every copy of a repeated question, each with its own place.
+            if let Some(copies) = run.copies.get(&index) {
+                self.fence(run.job, &run.lock, index).await?;
+                for &c in copies {
+                    let mut copy = pipeline::copy_outcome(run.plan, c, &outcome);
+                    copy.worker = Some(self.id.clone());
                     if self
                         .queue
-                        .checkpoint(id, index, &outcome)
+                        .checkpoint(run.id, c, &copy)
                         .await
                         .map_err(retry)?
                     {
-                        written += 1;
-                    }
-                    outcome
-                }
-            };
-            // Fan the answer out to every copy of a repeated question, each with its own place.
-            let copies: Vec<usize> = plan.copies_of(index).collect();
-            if !copies.is_empty() {
-                self.fence(job, &lock, index).await?;
-                for c in copies {
-                    let mut copy = pipeline::copy_outcome(&plan, c, &outcome);
-                    copy.worker = Some(self.id.clone());
-                    if self.queue.checkpoint(id, c, &copy).await.map_err(retry)? {
-                        written += 1;
+                        run.written.fetch_add(1, Ordering::SeqCst);
+                        crate::metrics::row_written(&copy);
                     }
                 }
             }
             done.insert(index, outcome);
         }
-        Ok(serde_json::json!({"rows_written": written}))
+        Ok(())
+    }
+
+    /// One row: its earlier checkpoint, or a fresh answer checkpointed under the job lock.
+    async fn row(
+        &self,
+        run: &BatchRun<'_>,
+        index: usize,
+        done: &HashMap<usize, RowOutcome>,
+    ) -> Result<RowOutcome, bullmq::Error> {
+        if let Some(o) = run.existing.get(&index) {
+            // Answered by an earlier run of this batch; its copies may still be missing.
+            return Ok(o.clone());
+        }
+        let parent = match run.plan.parent_key(index) {
+            Some(p) => match done.get(&p).or_else(|| run.existing.get(&p)) {
+                Some(o) => Some(o.clone()),
+                None => self.queue.row(run.id, p).await.map_err(retry)?,
+            },
+            None => None,
+        };
+        let started = std::time::Instant::now();
+        // A cancel drops the row in flight (and its LLM request) at once.
+        let mut outcome = tokio::select! {
+            o = pipeline::answer_planned(&run.ctx, run.plan, index, parent.as_ref()) => o,
+            () = run.cancel.cancelled() => return Err(cancelled()),
+        };
+        outcome.worker = Some(self.id.clone());
+        tracing::Span::current().record("model", outcome.model.as_str());
+        self.fence(run.job, &run.lock, index).await?;
+        if self
+            .queue
+            .checkpoint(run.id, index, &outcome)
+            .await
+            .map_err(retry)?
+        {
+            run.written.fetch_add(1, Ordering::SeqCst);
+            crate::metrics::row_written(&outcome);
+        }
+        tracing::info!(
+            status = outcome.status.label(),
+            confidence = outcome.confidence,
+            llm_calls = outcome.calls.llm_calls(),
+            ms = started.elapsed().as_millis() as u64,
+            "row done"
+        );
+        Ok(outcome)
     }
 
     /// Only the holder of the job lock may write: extends it, or stops the batch.
@@ -306,7 +527,9 @@ impl Shared {
         index: usize,
     ) -> Result<(), bullmq::Error> {
         if let Some(t) = lock {
-            job.extend_lock(t, self.lock_ms).await.map_err(|e| {
+            let extended = job.extend_lock(t, self.lock_ms).await;
+            crate::metrics::lock_renewal(extended.is_ok());
+            extended.map_err(|e| {
                 bullmq::Error::ProcessingError(format!(
                     "lost the job lock, not writing row {index}: {e}"
                 ))
@@ -350,7 +573,9 @@ impl Shared {
                 && let Some(first) = &outcomes[same.index]
             {
                 let copy = pipeline::copy_outcome(&plan, i, first);
-                self.queue.checkpoint(id, i, &copy).await.map_err(retry)?;
+                if self.queue.checkpoint(id, i, &copy).await.map_err(retry)? {
+                    crate::metrics::row_written(&copy);
+                }
                 outcomes[i] = Some(copy);
             }
         }
@@ -368,8 +593,8 @@ impl Shared {
                         .cloned()
                         .unwrap_or_else(|| "row was never answered".into());
                     let o = RowOutcome::unanswered(&row.question, format!("batch failed: {why}"));
-                    if !cancel {
-                        self.queue.checkpoint(id, i, &o).await.map_err(retry)?;
+                    if !cancel && self.queue.checkpoint(id, i, &o).await.map_err(retry)? {
+                        crate::metrics::row_written(&o);
                     }
                     o
                 }
@@ -383,12 +608,25 @@ impl Shared {
             .filter(|o| o.status == RowStatus::Failed)
             .count();
         let total = outcomes.len();
-        let assembled =
-            tokio::task::spawn_blocking(move || pipeline::assemble(&original, &outcomes))
-                .await
-                .map_err(|e| fail(format!("assembly crashed: {e}")))?;
+        // The job report as it stands, for the review workbook's Summary sheet.
+        let summary = self
+            .queue
+            .status(id)
+            .await
+            .map_err(retry)?
+            .report
+            .fill_summary();
+        let assembled = tokio::task::spawn_blocking(move || {
+            pipeline::assemble_with(&original, &outcomes, &summary)
+        })
+        .await
+        .map_err(|e| fail(format!("assembly crashed: {e}")))?;
         let assembled =
             assembled.map_err(|e| fail(format!("could not write the filled workbook: {e}")))?;
+        let _ = self
+            .queue
+            .record_time(id, crate::queue::Stage::Workbook, assembled.elapsed)
+            .await;
         self.queue
             .store_results(id, &assembled.filled, &assembled.review)
             .await
@@ -437,6 +675,7 @@ pub struct RunningWorker {
     grace: Duration,
     events: tokio::task::JoinHandle<()>,
     beat: tokio::task::JoinHandle<()>,
+    warm: tokio::task::JoinHandle<()>,
     shared: Arc<Shared>,
     id: String,
 }
@@ -494,6 +733,45 @@ fn spawn_heartbeat(
     })
 }
 
+/// Loads the models this worker will call before the first batch needs them: each Ollama
+/// model that is the first choice of the classify or answer task (with its `num_ctx` and
+/// `keep_alive`), and the embedding model (one tiny embedding). Runs in the background;
+/// a failure is logged and changes nothing (the first real call then pays the load).
+fn spawn_warm_up(router: Arc<Router>) -> tokio::task::JoinHandle<()> {
+    use crate::router::config::{ProviderKind, Task};
+    tokio::spawn(async move {
+        let cfg = router.config();
+        let mut chat: Vec<crate::router::config::Target> = Vec::new();
+        for task in [Task::Answer, Task::Classify] {
+            if let Some(t) = cfg.targets(task).into_iter().next()
+                && cfg
+                    .provider(&t.provider)
+                    .is_some_and(|p| p.kind == ProviderKind::Ollama)
+                && !chat.contains(&t)
+            {
+                chat.push(t);
+            }
+        }
+        for t in chat {
+            match crate::router::admin::warm(cfg, &t, WARM_UP_TIMEOUT).await {
+                Ok(_) => tracing::info!(target = %t, "model warmed up"),
+                Err(e) => tracing::warn!(target = %t, error = %e, "model warm-up failed"),
+            }
+        }
+        match router.embed(&["warm-up".to_string()]).await {
+            Ok((_, record)) => tracing::info!(
+                target = %format!("{}:{}", record.provider, record.model),
+                ms = record.latency_ms,
+                "embedding model warmed up"
+            ),
+            Err(e) => tracing::warn!(error = %e, "embedding model warm-up failed"),
+        }
+    })
+}
+
+/// How long a warm-up load may take (a cold 7B model from disk takes seconds to a minute).
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl RunningWorker {
     /// Starts a worker on the queue with the given router.
     pub async fn start(
@@ -508,6 +786,7 @@ impl RunningWorker {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let rows_in_flight = settings.rows_in_flight(&router);
         let shared = Arc::new(Shared {
             queue,
             router,
@@ -517,12 +796,25 @@ impl RunningWorker {
             active: Mutex::new(HashMap::new()),
             id: id.clone(),
             max_stalls: settings.max_stalls.max(1),
+            rows_in_flight,
+            plans: Mutex::new(HashMap::new()),
         });
         let beat = spawn_heartbeat(shared.clone(), id.clone(), settings.concurrency.max(1));
+        let warm = if settings.warm_up {
+            spawn_warm_up(shared.router.clone())
+        } else {
+            tokio::spawn(async {})
+        };
         let for_processor = shared.clone();
         let processor = move |job: Job, token: CancellationToken| {
             let shared = for_processor.clone();
-            let span = tracing::info_span!("job", id = job.id(), name = job.name());
+            // One span per queue job: the workbook job it works on, and which step.
+            let span = tracing::info_span!(
+                "job",
+                job = %job_ref(&job),
+                step = job.name(),
+                queue_job = job.id(),
+            );
             async move {
                 let workbook = job_ref(&job);
                 *shared
@@ -585,6 +877,7 @@ impl RunningWorker {
                         }
                         WorkerEvent::Error(e) => tracing::warn!(error = e, "worker error"),
                         WorkerEvent::Stalled { job_id } => {
+                            crate::metrics::stalled_job();
                             tracing::warn!(job_id, "stalled job recovered")
                         }
                         WorkerEvent::Closed => break,
@@ -598,6 +891,7 @@ impl RunningWorker {
             grace: settings.shutdown_grace,
             events,
             beat,
+            warm,
             shared,
             id,
         })
@@ -615,6 +909,7 @@ impl RunningWorker {
         self.worker.close(self.grace.as_millis() as u64).await?;
         self.events.abort();
         self.beat.abort();
+        self.warm.abort();
         if let Err(e) = self.shared.queue.unregister(&self.id).await {
             tracing::warn!(error = %e, "could not leave the worker registry");
         }

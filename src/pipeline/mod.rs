@@ -19,13 +19,14 @@ pub use plan::{Plan, PlannedRow};
 use crate::kb::{Hit, KnowledgeBase};
 use crate::router::config::Task;
 use crate::router::{CallRecord, Router};
-use crate::workbook::review::{ReviewRow, write_review};
+use crate::workbook::review::{ReviewReport, ReviewRow, UsageLine, write_review_report};
 use crate::workbook::{CellRef, CellWrite, QuestionRow, WorkbookError};
 use classify::RowKind;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// How a row ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +64,7 @@ impl RowStatus {
     }
 }
 
-/// Calls made for a row or a job, by task, with tokens.
+/// Calls made for a row or a job, by task, with tokens; also by task and model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallTally {
     pub classify: u32,
@@ -76,6 +77,26 @@ pub struct CallTally {
     /// Structured-output repair re-prompts.
     pub repairs: u32,
     pub prompt_tokens: u64,
+    pub eval_tokens: u64,
+    /// Successful calls answered by a fallback target (not the task's first).
+    #[serde(default)]
+    pub fallbacks: u32,
+    /// Successful calls and their tokens per (task, `provider:model`), sorted by task then
+    /// model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_model: Vec<ModelUsage>,
+}
+
+/// Calls and tokens of one task on one model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    /// `classify`, `relevance`, `answer`, `translate` or `embed`.
+    pub task: String,
+    /// The target that answered, `provider:model`.
+    pub model: String,
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    /// Generated tokens (0 for embeddings).
     pub eval_tokens: u64,
 }
 
@@ -91,6 +112,36 @@ impl CallTally {
         self.repairs += record.repairs;
         self.prompt_tokens += u64::from(record.prompt_tokens);
         self.eval_tokens += u64::from(record.eval_tokens);
+        self.fallbacks += u32::from(record.fallback_used);
+        let usage = self.usage_mut(
+            task.as_str(),
+            &format!("{}:{}", record.provider, record.model),
+        );
+        usage.calls += 1;
+        usage.prompt_tokens += u64::from(record.prompt_tokens);
+        usage.eval_tokens += u64::from(record.eval_tokens);
+    }
+
+    /// The usage line of `task` on `model`, added (in sorted place) when new.
+    fn usage_mut(&mut self, task: &str, model: &str) -> &mut ModelUsage {
+        let at = match self
+            .by_model
+            .binary_search_by(|u| (u.task.as_str(), u.model.as_str()).cmp(&(task, model)))
+        {
+            Ok(i) => i,
+            Err(i) => {
+                self.by_model.insert(
+                    i,
+                    ModelUsage {
+                        task: task.into(),
+                        model: model.into(),
+                        ..Default::default()
+                    },
+                );
+                i
+            }
+        };
+        &mut self.by_model[at]
     }
 
     /// LLM generation calls (classify + relevance + answer; embeddings are not counted).
@@ -107,7 +158,42 @@ impl CallTally {
         self.repairs += o.repairs;
         self.prompt_tokens += o.prompt_tokens;
         self.eval_tokens += o.eval_tokens;
+        self.fallbacks += o.fallbacks;
+        for u in &o.by_model {
+            let mine = self.usage_mut(&u.task, &u.model);
+            mine.calls += u.calls;
+            mine.prompt_tokens += u.prompt_tokens;
+            mine.eval_tokens += u.eval_tokens;
+        }
     }
+}
+
+/// Where one row's time went, measured while answering it (milliseconds). Copies of a
+/// repeated question and rows checkpointed before this existed have zeros.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RowTimes {
+    /// When answering the row began (Unix ms; 0: not measured).
+    pub started_ms: u64,
+    /// The whole row, from start to outcome.
+    pub total_ms: u64,
+    /// Waiting on chat calls (relevance check, answer), failed calls included.
+    pub llm_ms: u64,
+    /// Waiting on embedding calls (the question, the agreement check).
+    pub embed_ms: u64,
+    /// The answer-library match and knowledge-base retrieval.
+    pub retrieval_ms: u64,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ms_since(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
 }
 
 /// One value for one answer cell.
@@ -153,6 +239,9 @@ pub struct RowOutcome {
     pub parent: Option<String>,
     #[serde(default)]
     pub calls: CallTally,
+    /// Where the row's time went.
+    #[serde(default)]
+    pub time: RowTimes,
     /// The worker that wrote the checkpoint (`host:pid:boot-id`; none in-process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
@@ -186,6 +275,7 @@ impl RowOutcome {
             same_as: None,
             parent: None,
             calls: CallTally::default(),
+            time: RowTimes::default(),
             worker: None,
         }
     }
@@ -269,8 +359,23 @@ fn source_line(h: &Hit, cited: bool) -> String {
 /// library, then retrieval and one structured answer call, or an abstention when the
 /// knowledge base holds nothing close enough. `parent` is the outcome of the question a
 /// dependent row hangs on, when it is known. Never panics on bad data: every failure becomes
-/// a `Failed` outcome with its reason.
+/// a `Failed` outcome with its reason. `time` says where the row's time went.
 pub async fn answer_planned(
+    ctx: &PipelineContext,
+    plan: &Plan,
+    index: usize,
+    parent: Option<&RowOutcome>,
+) -> RowOutcome {
+    let started_ms = unix_ms();
+    let started = Instant::now();
+    let mut out = answer_row(ctx, plan, index, parent).await;
+    out.time.started_ms = started_ms;
+    out.time.total_ms = ms_since(started);
+    out
+}
+
+/// [`answer_planned`] without the row's start and total time.
+async fn answer_row(
     ctx: &PipelineContext,
     plan: &Plan,
     index: usize,
@@ -336,7 +441,10 @@ pub async fn answer_planned(
     } else {
         vec![own, query.clone()]
     };
-    let vectors = match ctx.router.embed(&texts).await {
+    let t = Instant::now();
+    let embedded = ctx.router.embed(&texts).await;
+    out.time.embed_ms += ms_since(t);
+    let vectors = match embedded {
         Ok((v, record)) => {
             out.calls.add(Task::Embed, &record);
             v
@@ -346,7 +454,10 @@ pub async fn answer_planned(
     let (Some(bare), Some(query_vec)) = (vectors.first(), vectors.last()) else {
         return out.failed("the embedding model returned no vector".into());
     };
-    match kb.library_match(bare, cfg.library_threshold) {
+    let t = Instant::now();
+    let library_hit = kb.library_match(bare, cfg.library_threshold);
+    out.time.retrieval_ms += ms_since(t);
+    match library_hit {
         Ok(Some(hit)) => match library::fit(&hit, &q.slots) {
             Ok(fit) => {
                 out.apply(q, fit.values);
@@ -365,12 +476,17 @@ pub async fn answer_planned(
         Ok(None) => {}
         Err(e) => return out.failed(format!("library search failed: {e}")),
     }
-    let mut evidence = match retrieve::retrieve(kb, &query, query_vec, cfg) {
+    let t = Instant::now();
+    let retrieved = retrieve::retrieve(kb, &query, query_vec, cfg);
+    out.time.retrieval_ms += ms_since(t);
+    let mut evidence = match retrieved {
         Ok(h) => h,
         Err(e) => return out.failed(format!("retrieval failed: {e}")),
     };
     if cfg.relevance_check {
+        let t = Instant::now();
         evidence = retrieve::relevance_check(&ctx.router, q, evidence, &mut out.calls).await;
+        out.time.llm_ms += ms_since(t);
     }
     if evidence.is_empty() {
         return abstain(
@@ -390,11 +506,13 @@ pub async fn answer_planned(
         .unwrap_or(answer::DEFAULT_EVIDENCE_CHARS);
     let messages = answer::prompt(q, &evidence, budget, &prompt_ctx);
     let schema = answer::answer_schema(&q.slots, evidence.len());
-    let (reply, record) = match ctx
+    let t = Instant::now();
+    let answered = ctx
         .router
         .chat(Task::Answer, &messages, Some(&schema))
-        .await
-    {
+        .await;
+    out.time.llm_ms += ms_since(t);
+    let (reply, record) = match answered {
         Ok(r) => r,
         Err(e) => {
             out.calls.failed += 1;
@@ -440,7 +558,10 @@ pub async fn answer_planned(
     // Agreement: the written explanation against the cited source (one embedding call).
     let mut agreement = None;
     if let (Some(text), Some(source_vec)) = (&text_answer, kb.vector(source.id)) {
-        match ctx.router.embed(std::slice::from_ref(text)).await {
+        let t = Instant::now();
+        let embedded = ctx.router.embed(std::slice::from_ref(text)).await;
+        out.time.embed_ms += ms_since(t);
+        match embedded {
             Ok((v, record)) => {
                 out.calls.add(Task::Embed, &record);
                 agreement = v.first().map(|v| crate::kb::search::cosine(v, &source_vec));
@@ -593,10 +714,29 @@ pub async fn answer_plan(
 pub struct Assembled {
     pub filled: Vec<u8>,
     pub review: Vec<u8>,
+    /// How long patching and writing both workbooks took.
+    pub elapsed: std::time::Duration,
 }
 
-/// Patches every outcome's values into the original package and writes the review workbook.
+/// Patches every outcome's values into the original package and writes the review workbook,
+/// whose Summary sheet reports what the outcomes themselves tell (row calls and times; no
+/// planning or queue figures). Callers that know the whole job use [`assemble_with`].
 pub fn assemble(original: &[u8], outcomes: &[RowOutcome]) -> Result<Assembled, WorkbookError> {
+    assemble_with(
+        original,
+        outcomes,
+        &FillSummary::of(outcomes, &CallTally::default()),
+    )
+}
+
+/// [`assemble`] with the job's summary (plan-time calls, queue and workbook times) for the
+/// review workbook's Summary sheet.
+pub fn assemble_with(
+    original: &[u8],
+    outcomes: &[RowOutcome],
+    summary: &FillSummary,
+) -> Result<Assembled, WorkbookError> {
+    let started = Instant::now();
     let writes: Vec<CellWrite> = outcomes
         .iter()
         .flat_map(|o| {
@@ -631,8 +771,55 @@ pub fn assemble(original: &[u8], outcomes: &[RowOutcome]) -> Result<Assembled, W
             note: o.note.clone(),
         })
         .collect();
-    let review = write_review(&rows)?;
-    Ok(Assembled { filled, review })
+    let review = write_review_report(&rows, &summary.review_report())?;
+    Ok(Assembled {
+        filled,
+        review,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Where a job's time went, in seconds. `llm_s`, `embed_s` and `retrieval_s` are summed over
+/// rows, and rows run concurrently, so each can exceed `wall_s`; planning's own calls count in
+/// `plan_s`, not in them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimeSplit {
+    /// From submission (in-process: from planning) to the end, or to now while running.
+    pub wall_s: f64,
+    /// Waiting for a worker: submission to planning, plus planning's end to the first row's
+    /// start (0 in-process).
+    pub queue_s: f64,
+    /// Reading and detecting the workbook, and writing the filled and review workbooks.
+    pub workbook_s: f64,
+    /// Planning, the workbook aside: classification, dependent questions, duplicates.
+    pub plan_s: f64,
+    /// Rows waiting on chat calls (relevance check, answer), summed over rows.
+    pub llm_s: f64,
+    /// Rows waiting on embedding calls, summed over rows.
+    pub embed_s: f64,
+    /// Rows' answer-library matches and knowledge-base retrieval, summed over rows.
+    pub retrieval_s: f64,
+}
+
+impl TimeSplit {
+    /// (label, seconds) for reports, in field order.
+    pub fn lines(&self) -> [(&'static str, f64); 7] {
+        [
+            ("Wall clock", self.wall_s),
+            ("Queue wait", self.queue_s),
+            ("Workbook (read, detect, write)", self.workbook_s),
+            ("Planning", self.plan_s),
+            ("LLM calls (summed over rows)", self.llm_s),
+            ("Embeddings (summed over rows)", self.embed_s),
+            ("Retrieval (summed over rows)", self.retrieval_s),
+        ]
+    }
+}
+
+/// `n` per minute over `ms` milliseconds (at least 1 ms, so a burst still has a rate).
+pub fn per_minute(n: u64, ms: u64) -> f64 {
+    n as f64 * 60_000.0 / ms.max(1) as f64
 }
 
 /// What a fill did (`fill --json`, the job report).
@@ -659,6 +846,19 @@ pub struct FillSummary {
     /// `llm_calls` / `questions`.
     pub llm_calls_per_question: f64,
     pub duration_s: f64,
+    /// Successful calls and tokens per task and model (`provider:model`), planning included.
+    #[serde(default)]
+    pub calls_by_model: Vec<ModelUsage>,
+    /// Successful calls answered by a fallback target.
+    #[serde(default)]
+    pub fallbacks: u64,
+    /// Question rows finished (answered, needing review, not applicable or failed) per
+    /// minute, from the first row's start to the last row's end.
+    #[serde(default)]
+    pub questions_per_minute: f64,
+    /// Where the time went (no queue in-process).
+    #[serde(default)]
+    pub time: TimeSplit,
 }
 
 impl FillSummary {
@@ -691,11 +891,234 @@ impl FillSummary {
             s.calls.merge(&o.calls);
         }
         s.llm_calls = s.calls.llm_calls();
+        s.calls_by_model = s.calls.by_model.clone();
+        s.fallbacks = u64::from(s.calls.fallbacks);
+        let ms = |f: fn(&RowTimes) -> u64| outcomes.iter().map(|o| f(&o.time)).sum::<u64>();
+        s.time.llm_s = ms(|t| t.llm_ms) as f64 / 1000.0;
+        s.time.embed_s = ms(|t| t.embed_ms) as f64 / 1000.0;
+        s.time.retrieval_s = ms(|t| t.retrieval_ms) as f64 / 1000.0;
+        let timed = outcomes.iter().map(|o| o.time).filter(|t| t.started_ms > 0);
+        let first = timed.clone().map(|t| t.started_ms).min();
+        let last = timed.map(|t| t.started_ms + t.total_ms).max();
+        if let (Some(first), Some(last)) = (first, last) {
+            let finished = outcomes
+                .iter()
+                .filter(|o| o.kind == RowKind::Question && o.status != RowStatus::Skipped)
+                .count();
+            s.questions_per_minute = per_minute(finished as u64, last.saturating_sub(first));
+        }
         s.llm_calls_per_question = if s.questions == 0 {
             0.0
         } else {
             f64::from(s.llm_calls) / s.questions as f64
         };
         s
+    }
+
+    /// Adds the whole fill's time: `elapsed` since planning began (`duration_s`, `wall_s`) and
+    /// the plan's own time.
+    pub fn timed(mut self, plan: &Plan, elapsed: std::time::Duration) -> Self {
+        self.duration_s = elapsed.as_secs_f64();
+        self.time.wall_s = self.duration_s;
+        self.time.plan_s = plan.build_ms as f64 / 1000.0;
+        self
+    }
+
+    /// The job report of the review workbook's Summary sheet.
+    pub fn review_report(&self) -> ReviewReport {
+        let figures = [
+            ("Questions", self.questions as f64),
+            ("Answered", self.answered as f64),
+            ("Library matches", self.library_matches as f64),
+            ("Needs review", self.needs_review as f64),
+            ("Abstained (no evidence)", self.abstained as f64),
+            ("Not applicable", self.not_applicable as f64),
+            ("Failed", self.failed as f64),
+            ("Repeats answered once", self.copies as f64),
+            ("Questions per minute", self.questions_per_minute),
+            ("LLM calls", f64::from(self.llm_calls)),
+            ("Embedding calls", f64::from(self.calls.embed)),
+            ("Prompt tokens", self.calls.prompt_tokens as f64),
+            ("Output tokens", self.calls.eval_tokens as f64),
+            ("Fallbacks", self.fallbacks as f64),
+        ];
+        ReviewReport {
+            figures: figures.map(|(l, v)| (l.to_string(), v)).to_vec(),
+            usage: self
+                .calls_by_model
+                .iter()
+                .map(|u| UsageLine {
+                    task: u.task.clone(),
+                    model: u.model.clone(),
+                    calls: u.calls,
+                    prompt_tokens: u.prompt_tokens,
+                    eval_tokens: u.eval_tokens,
+                })
+                .collect(),
+            time: self.time.lines().map(|(l, v)| (l.to_string(), v)).to_vec(),
+            time_note: "Rows run concurrently, so the times summed over rows can exceed the wall \
+                        clock. Planning's own calls count in Planning. Times are as of assembly."
+                .into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(provider: &str, model: &str, tokens: (u32, u32), fallback: bool) -> CallRecord {
+        CallRecord {
+            provider: provider.into(),
+            model: model.into(),
+            prompt_tokens: tokens.0,
+            eval_tokens: tokens.1,
+            fallback_used: fallback,
+            ..Default::default()
+        }
+    }
+
+    fn question() -> QuestionRow {
+        QuestionRow {
+            sheet: "S".into(),
+            row: 2,
+            id: None,
+            text: "Is data encrypted?".into(),
+            section: None,
+            slots: vec![],
+        }
+    }
+
+    fn usage(task: &str, model: &str, calls: u64, tokens: (u64, u64)) -> ModelUsage {
+        ModelUsage {
+            task: task.into(),
+            model: model.into(),
+            calls,
+            prompt_tokens: tokens.0,
+            eval_tokens: tokens.1,
+        }
+    }
+
+    #[test]
+    fn tally_counts_calls_and_tokens_per_task_and_model() {
+        let mut row = CallTally::default();
+        row.add(Task::Answer, &record("stub", "qwen2.5:7b", (34, 12), false));
+        row.add(Task::Embed, &record("embedded", "minilm", (9, 0), false));
+        row.add(Task::Answer, &record("stub", "qwen2.5:7b", (30, 10), false));
+        row.add(Task::Answer, &record("backup", "llama3", (5, 2), true));
+        assert_eq!((row.answer, row.embed, row.fallbacks), (3, 1, 1));
+        assert_eq!(
+            row.by_model,
+            vec![
+                usage("answer", "backup:llama3", 1, (5, 2)),
+                usage("answer", "stub:qwen2.5:7b", 2, (64, 22)),
+                usage("embed", "embedded:minilm", 1, (9, 0)),
+            ],
+            "sorted by task, then model"
+        );
+
+        let mut job = CallTally::default();
+        job.add(
+            Task::Classify,
+            &record("stub", "qwen2.5:7b", (100, 3), false),
+        );
+        job.merge(&row);
+        job.merge(&row);
+        assert_eq!((job.classify, job.answer, job.fallbacks), (1, 6, 2));
+        assert_eq!(job.by_model.len(), 4);
+        assert_eq!(
+            job.by_model[1],
+            usage("answer", "stub:qwen2.5:7b", 4, (128, 44))
+        );
+        assert_eq!(
+            job.by_model[0],
+            usage("answer", "backup:llama3", 2, (10, 4))
+        );
+        assert_eq!(
+            job.by_model[2],
+            usage("classify", "stub:qwen2.5:7b", 1, (100, 3))
+        );
+        // Per-model tokens add up to the task-level totals.
+        let tokens: u64 = job.by_model.iter().map(|u| u.prompt_tokens).sum();
+        assert_eq!(tokens, job.prompt_tokens);
+    }
+
+    #[test]
+    fn old_checkpoints_load_without_usage_or_times() {
+        let mut o = RowOutcome::new(&question(), RowKind::Question);
+        o.calls
+            .add(Task::Answer, &record("stub", "m", (1, 1), false));
+        o.time.llm_ms = 7;
+        let mut json: serde_json::Value = serde_json::to_value(&o).unwrap();
+        let back: RowOutcome = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!((back.calls, back.time), (o.calls.clone(), o.time));
+        json.as_object_mut().unwrap().remove("time");
+        for k in ["fallbacks", "by_model"] {
+            json["calls"].as_object_mut().unwrap().remove(k);
+        }
+        let old: RowOutcome = serde_json::from_value(json).unwrap();
+        assert_eq!(old.time, RowTimes::default());
+        assert!(old.calls.by_model.is_empty());
+        assert_eq!(old.calls.answer, 1);
+    }
+
+    #[test]
+    fn fill_summary_sums_row_times_and_rates_questions() {
+        let q = question();
+        let row = |started_ms, total_ms, llm_ms, status| {
+            let mut o = RowOutcome::new(&q, RowKind::Question);
+            o.status = status;
+            o.time = RowTimes {
+                started_ms,
+                total_ms,
+                llm_ms,
+                embed_ms: 10,
+                retrieval_ms: 5,
+            };
+            o.calls
+                .add(Task::Answer, &record("stub", "m", (34, 12), llm_ms > 100));
+            o
+        };
+        // Three question rows over 0.5 s (two concurrent), and a header row (not counted).
+        let mut header = RowOutcome::new(&q, RowKind::Header);
+        header.time.started_ms = 1_000;
+        let outcomes = vec![
+            row(1_000, 300, 250, RowStatus::Answered),
+            row(1_100, 200, 150, RowStatus::NeedsReview),
+            row(1_300, 200, 50, RowStatus::Failed),
+            header,
+        ];
+        let mut plan_calls = CallTally::default();
+        plan_calls.add(Task::Classify, &record("stub", "m", (100, 3), false));
+        let s = FillSummary::of(&outcomes, &plan_calls);
+        assert_eq!(s.time.llm_s, 0.45);
+        assert_eq!(s.time.embed_s, 0.03);
+        assert_eq!(s.time.retrieval_s, 0.015);
+        assert_eq!(s.questions_per_minute, 3.0 * 60.0 / 0.5);
+        assert_eq!(s.fallbacks, 2);
+        assert_eq!(
+            s.calls_by_model,
+            vec![
+                usage("answer", "stub:m", 3, (102, 36)),
+                usage("classify", "stub:m", 1, (100, 3)),
+            ]
+        );
+        let report = s.review_report();
+        let figure = |label: &str| {
+            report
+                .figures
+                .iter()
+                .find(|(l, _)| l == label)
+                .map(|(_, v)| *v)
+        };
+        assert_eq!(figure("Questions"), Some(3.0));
+        assert_eq!(figure("Fallbacks"), Some(2.0));
+        assert_eq!(figure("Questions per minute"), Some(360.0));
+        assert_eq!(report.usage.len(), 2);
+        assert_eq!(report.usage[0].calls, 3);
+        assert_eq!(
+            report.time[4],
+            ("LLM calls (summed over rows)".into(), 0.45)
+        );
     }
 }

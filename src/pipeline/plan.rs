@@ -37,6 +37,9 @@ pub struct Plan {
     /// What the user should know about the plan (a failed classifier, say).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// How long `build` took (milliseconds).
+    #[serde(default)]
+    pub build_ms: u64,
 }
 
 /// Question texts embedded per call when looking for near-duplicates.
@@ -47,6 +50,7 @@ impl Plan {
     /// dependent questions to their parents, finds repeated questions (same ID, same text,
     /// near-identical wording) and detects the language.
     pub async fn build(router: &Router, questionnaire: &Questionnaire) -> Plan {
+        let started = std::time::Instant::now();
         let questions: Vec<QuestionRow> = questionnaire.questions().cloned().collect();
         let mut calls = CallTally::default();
         let mut warnings = Vec::new();
@@ -103,6 +107,7 @@ impl Plan {
             language,
             calls,
             warnings,
+            build_ms: started.elapsed().as_millis() as u64,
         }
     }
 
@@ -218,6 +223,7 @@ mod tests {
             language: Language::En,
             calls: CallTally::default(),
             warnings: vec![],
+            build_ms: 0,
         };
         assert_eq!(plan.groups(), vec![vec![0, 5], vec![1, 2, 3]]);
         assert_eq!(plan.batch_ranges(2), vec![(0, 4), (4, 6)]);

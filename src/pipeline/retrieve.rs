@@ -27,8 +27,10 @@ pub fn retrieve(
     vector: &[f32],
     cfg: &AnsweringConfig,
 ) -> Result<Vec<Hit>, KbError> {
-    let hits = kb.search_embedded(query, vector, cfg.max_sources * 3)?;
-    Ok(select(hits, cfg))
+    let started = std::time::Instant::now();
+    let hits = kb.search_embedded(query, vector, cfg.max_sources * 3);
+    crate::metrics::retrieval(started.elapsed());
+    Ok(select(hits?, cfg))
 }
 
 /// Keeps the strong hits: cosine at least `min_evidence_score` and within `evidence_drop` of

@@ -402,6 +402,8 @@ struct BreakerInner {
 /// over, one caller runs a health probe; only its success lets traffic through again.
 pub struct Breaker {
     inner: Arc<dyn Provider>,
+    /// `provider:model`, for the cooldown metric.
+    target: String,
     cfg: CooldownConfig,
     probe_timeout: Duration,
     state: Mutex<BreakerInner>,
@@ -417,9 +419,16 @@ impl Drop for ProbeGuard<'_> {
 }
 
 impl Breaker {
-    pub fn new(inner: Arc<dyn Provider>, cfg: CooldownConfig, probe_timeout: Duration) -> Self {
+    /// A breaker for `target` (`provider:model`, the cooldown metric's label) over `inner`.
+    pub fn new(
+        inner: Arc<dyn Provider>,
+        target: impl Into<String>,
+        cfg: CooldownConfig,
+        probe_timeout: Duration,
+    ) -> Self {
         Self {
             inner,
+            target: target.into(),
             cfg,
             probe_timeout,
             state: Mutex::new(BreakerInner::default()),
@@ -465,7 +474,9 @@ impl Breaker {
         s.open_until = Some(s.open_until.map_or(until, |u| u.max(until)));
         s.trips += 1;
         s.consecutive = 0;
+        crate::metrics::cooldown(&self.target);
         tracing::warn!(
+            target = %self.target,
             cooldown_ms = d.as_millis() as u64,
             trips = s.trips,
             "target cooling down"

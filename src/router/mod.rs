@@ -216,6 +216,7 @@ impl Router {
                 .max(t.connect());
             let breaker = Arc::new(Breaker::new(
                 retry,
+                target.to_string(),
                 cfg.cooldown(&target.provider),
                 probe_timeout,
             ));
@@ -322,6 +323,8 @@ impl Router {
         let mut failures: Vec<TargetFailure> = Vec::new();
         let targets = self.cfg.targets(task);
         let mut cooling: Vec<Duration> = Vec::new();
+        // Whether any target was handed the call (for the error metric when none was).
+        let mut tried = false;
         for (i, target) in targets.iter().enumerate() {
             let Some(slot) = self.slots.get(target) else {
                 continue;
@@ -359,6 +362,7 @@ impl Router {
                 }
             }
             let before = meter.attempts();
+            let target_started = Instant::now();
             let result = match &call {
                 Call::Chat(req) => {
                     let c = ChatCall {
@@ -385,6 +389,26 @@ impl Router {
             };
             match result {
                 Ok(reply) => {
+                    let (prompt_tokens, eval_tokens) = match &reply {
+                        Reply::Chat(r) => (r.prompt_tokens, r.eval_tokens),
+                        Reply::Embed(r) => (r.prompt_tokens, 0),
+                    };
+                    crate::metrics::llm_call(
+                        task.as_str(),
+                        &target.provider,
+                        &target.model,
+                        target_started.elapsed(),
+                        prompt_tokens,
+                        eval_tokens,
+                        true,
+                    );
+                    if i > 0 {
+                        crate::metrics::fallback(
+                            task.as_str(),
+                            &targets[0].to_string(),
+                            &target.to_string(),
+                        );
+                    }
                     let record = CallRecord {
                         task: task.as_str().into(),
                         provider: target.provider.clone(),
@@ -404,6 +428,16 @@ impl Router {
                     return Ok((reply, record));
                 }
                 Err(e) => {
+                    tried = true;
+                    crate::metrics::llm_call(
+                        task.as_str(),
+                        &target.provider,
+                        &target.model,
+                        target_started.elapsed(),
+                        0,
+                        0,
+                        false,
+                    );
                     tracing::debug!(%target, error = %e, "target failed, falling through");
                     if e.kind == FailureKind::CircuitOpen
                         && let Some(d) = slot.breaker.open_for()
@@ -418,6 +452,18 @@ impl Router {
                     });
                 }
             }
+        }
+        if !tried && let Some(first) = targets.first() {
+            // Every target was skipped before a call: count one failed call at the first.
+            crate::metrics::llm_call(
+                task.as_str(),
+                &first.provider,
+                &first.model,
+                started.elapsed(),
+                0,
+                0,
+                false,
+            );
         }
         if targets.is_empty() {
             failures.push(TargetFailure {

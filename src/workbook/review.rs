@@ -30,6 +30,34 @@ pub struct ReviewRow {
     pub note: Option<String>,
 }
 
+/// What the whole job did, for the Summary sheet (under the status and band counts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReviewReport {
+    /// (label, value) lines: counts, questions per minute, calls, tokens, fallbacks.
+    pub figures: Vec<(String, f64)>,
+    /// Calls and tokens per task and model.
+    pub usage: Vec<UsageLine>,
+    /// (stage, seconds).
+    pub time: Vec<(String, f64)>,
+    /// What the times mean, written under them.
+    pub time_note: String,
+}
+
+/// One line of the Summary sheet's calls-and-tokens table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageLine {
+    pub task: String,
+    /// `provider:model`.
+    pub model: String,
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    /// Generated tokens.
+    pub eval_tokens: u64,
+}
+
+/// Headers of the Summary sheet's sections: job figures, usage table, time split.
+pub const REPORT_HEADERS: [&str; 3] = ["Job", "Task", "Time"];
+
 /// Statuses with a colour, in summary order: (status, fill, font).
 const STATUS_COLOURS: [(&str, u32, u32); 4] = [
     ("answered", 0xC6EFCE, 0x006100),
@@ -79,8 +107,22 @@ fn fit(text: &str) -> String {
     out
 }
 
-/// Builds the review workbook in memory.
+/// Builds the review workbook in memory (its Summary sheet has the status and band counts).
 pub fn write_review(rows: &[ReviewRow]) -> Result<Vec<u8>, WorkbookError> {
+    build(rows, None)
+}
+
+/// [`write_review`] with the job's report on the Summary sheet, under the counts: figures
+/// (questions, outcomes, questions per minute, calls, tokens, fallbacks), calls and tokens per
+/// task and model, and the time split.
+pub fn write_review_report(
+    rows: &[ReviewRow],
+    report: &ReviewReport,
+) -> Result<Vec<u8>, WorkbookError> {
+    build(rows, Some(report))
+}
+
+fn build(rows: &[ReviewRow], report: Option<&ReviewReport>) -> Result<Vec<u8>, WorkbookError> {
     let mut wb = Workbook::new();
     let header = Format::new()
         .set_bold()
@@ -136,7 +178,10 @@ pub fn write_review(rows: &[ReviewRow]) -> Result<Vec<u8>, WorkbookError> {
 
     let summary = wb.add_worksheet();
     summary.set_name("Summary").map_err(review_err)?;
-    write_summary(summary, rows, &header)?;
+    let next = write_summary(summary, rows, &header)?;
+    if let Some(report) = report {
+        write_report(summary, next + 2, report, &header)?;
+    }
 
     wb.save_to_buffer().map_err(review_err)
 }
@@ -156,11 +201,12 @@ fn colour_statuses(ws: &mut Worksheet, last_row: u32) -> Result<(), WorkbookErro
     Ok(())
 }
 
+/// Writes the status and band counts; returns the last row written.
 fn write_summary(
     ws: &mut Worksheet,
     rows: &[ReviewRow],
     header: &Format,
-) -> Result<(), WorkbookError> {
+) -> Result<u32, WorkbookError> {
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
     for r in rows {
         *counts.entry(r.status.as_str()).or_default() += 1;
@@ -199,5 +245,143 @@ fn write_summary(
         let n = rows.iter().filter(|r| r.band == band).count();
         ws.write_number(row, 1, n as f64).map_err(review_err)?;
     }
+    Ok(row)
+}
+
+/// Writes the job report from `row` down: figures, the usage table, the time split.
+fn write_report(
+    ws: &mut Worksheet,
+    mut row: u32,
+    report: &ReviewReport,
+    header: &Format,
+) -> Result<(), WorkbookError> {
+    let number = Format::new().set_num_format("#,##0");
+    let decimal = Format::new().set_num_format("0.0");
+    let seconds = Format::new().set_num_format("0.00");
+    let italic = Format::new().set_italic();
+    ws.set_column_width(0, 32).map_err(review_err)?;
+    ws.set_column_width(1, 24).map_err(review_err)?;
+    for col in 2..5 {
+        ws.set_column_width(col, 14).map_err(review_err)?;
+    }
+    let heads = |ws: &mut Worksheet, row: u32, titles: &[&str]| {
+        for (col, title) in titles.iter().enumerate() {
+            ws.write_string_with_format(row, col as u16, *title, header)
+                .map_err(review_err)?;
+        }
+        Ok::<(), WorkbookError>(())
+    };
+    heads(ws, row, &[REPORT_HEADERS[0], "Value"])?;
+    for (label, value) in &report.figures {
+        row += 1;
+        let format = if value.fract() == 0.0 {
+            &number
+        } else {
+            &decimal
+        };
+        ws.write_string(row, 0, fit(label)).map_err(review_err)?;
+        ws.write_number_with_format(row, 1, *value, format)
+            .map_err(review_err)?;
+    }
+    row += 2;
+    heads(
+        ws,
+        row,
+        &[
+            REPORT_HEADERS[1],
+            "Model",
+            "Calls",
+            "Prompt tokens",
+            "Output tokens",
+        ],
+    )?;
+    for u in &report.usage {
+        row += 1;
+        ws.write_string(row, 0, fit(&u.task)).map_err(review_err)?;
+        ws.write_string(row, 1, fit(&u.model)).map_err(review_err)?;
+        for (col, n) in [(2, u.calls), (3, u.prompt_tokens), (4, u.eval_tokens)] {
+            ws.write_number_with_format(row, col, n as f64, &number)
+                .map_err(review_err)?;
+        }
+    }
+    row += 2;
+    heads(ws, row, &[REPORT_HEADERS[2], "Seconds"])?;
+    for (label, secs) in &report.time {
+        row += 1;
+        ws.write_string(row, 0, fit(label)).map_err(review_err)?;
+        ws.write_number_with_format(row, 1, *secs, &seconds)
+            .map_err(review_err)?;
+    }
+    if !report.time_note.is_empty() {
+        ws.write_string_with_format(row + 1, 0, fit(&report.time_note), &italic)
+            .map_err(review_err)?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calamine::{Data, Reader, Xlsx};
+
+    #[test]
+    fn report_goes_under_the_counts_on_the_summary_sheet() {
+        let report = ReviewReport {
+            figures: vec![
+                ("Questions".into(), 3.0),
+                ("Questions per minute".into(), 12.5),
+            ],
+            usage: vec![UsageLine {
+                task: "answer".into(),
+                model: "stub:qwen2.5:7b".into(),
+                calls: 3,
+                prompt_tokens: 102,
+                eval_tokens: 36,
+            }],
+            time: vec![("Wall clock".into(), 4.25), ("Queue wait".into(), 0.5)],
+            time_note: "summed over rows".into(),
+        };
+        let bytes = write_review_report(&[], &report).unwrap();
+        let mut xl: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(xl.sheet_names(), vec!["Review", "Summary"]);
+        let s = xl.worksheet_range("Summary").unwrap();
+        let cell = |r: u32, c: u32| s.get_value((r, c)).cloned().unwrap_or(Data::Empty);
+        let text = |r: u32, c: u32| cell(r, c).to_string();
+        // The counts keep their place (rows 0..=10); the report starts two rows below.
+        assert_eq!(
+            (text(0, 0), text(5, 0), text(7, 0)),
+            ("Status".into(), "Total".into(), "Band".into())
+        );
+        assert_eq!((text(12, 0), text(12, 1)), ("Job".into(), "Value".into()));
+        assert_eq!(cell(13, 1), Data::Float(3.0));
+        assert_eq!(
+            (text(14, 0), cell(14, 1)),
+            ("Questions per minute".into(), Data::Float(12.5))
+        );
+        assert_eq!(text(16, 0), "Task");
+        assert_eq!(
+            (1..5).map(|c| text(16, c)).collect::<Vec<_>>(),
+            ["Model", "Calls", "Prompt tokens", "Output tokens"]
+        );
+        assert_eq!(text(17, 1), "stub:qwen2.5:7b");
+        assert_eq!(
+            (2..5).map(|c| cell(17, c)).collect::<Vec<_>>(),
+            [Data::Float(3.0), Data::Float(102.0), Data::Float(36.0)]
+        );
+        assert_eq!(
+            (text(19, 0), text(19, 1)),
+            ("Time".into(), "Seconds".into())
+        );
+        assert_eq!(
+            (text(20, 0), cell(20, 1)),
+            ("Wall clock".into(), Data::Float(4.25))
+        );
+        assert_eq!(cell(21, 1), Data::Float(0.5));
+        assert_eq!(text(22, 0), "summed over rows");
+
+        // Without a report the sheet ends with the band counts.
+        let plain = write_review(&[]).unwrap();
+        let mut xl: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(plain)).unwrap();
+        assert_eq!(xl.worksheet_range("Summary").unwrap().height(), 11);
+    }
 }
