@@ -210,6 +210,56 @@ async fn queue_full_backs_off_and_client_side_limit_keeps_the_server_queue_empty
     assert_eq!(ollama.max_in_flight(), 1);
 }
 
+// Ollama runs each loaded model with its own NUM_PARALLEL slots: with one slot each, an
+// embedding is answered while an answer call holds the chat model's slot, both in the router
+// (its Ollama limit is per model) and at the server (the stub's slots are per model too).
+#[tokio::test]
+async fn ollama_embeddings_do_not_wait_behind_answer_calls() {
+    let ollama = LlmStub::builder(Proto::Ollama)
+        .capacity(1, 8)
+        .dims(384)
+        .start()
+        .await;
+    let oa = LlmStub::start(Proto::OpenAi).await;
+    // The answer holds the chat slot far longer than any embedding takes.
+    ollama.set_default(OCHAT, Step::Answer(Answer::new("slow").delay_first(30_000)));
+    let y = yaml(&ollama.url(), &oa.url(), "", TWO)
+        .replace(
+            "embed: embedded:all-minilm-l6-v2",
+            "embed: ollama:all-minilm:latest",
+        )
+        .replace(
+            "\nmodels:\n",
+            "\nmodels:\n  'ollama:all-minilm:latest': {capabilities: [embed]}\n",
+        )
+        .replace(
+            "ollama: {kind: ollama,",
+            "ollama: {kind: ollama, max_concurrency: 1,",
+        );
+    let r = router(&y);
+    let answer = ask(&r);
+    tokio::pin!(answer);
+    // Let the answer call take the slot first.
+    tokio::select! {
+        _ = &mut answer => panic!("the answer call finished before its delay"),
+        () = tokio::time::sleep(Duration::from_millis(300)) => {}
+    }
+    assert_eq!(
+        ollama.max_in_flight_of("qwen2.5:7b"),
+        1,
+        "the answer holds its slot"
+    );
+    let texts = ["Do you encrypt backups?".to_string()];
+    tokio::select! {
+        _ = &mut answer => panic!("the embedding waited for the answer call"),
+        embedded = r.embed(&texts) => {
+            let (vectors, rec) = embedded.expect("the embedding is answered");
+            assert_eq!((vectors.len(), vectors[0].len()), (1, 384));
+            assert_eq!(rec.provider, "ollama");
+        }
+    }
+}
+
 // §6 #9 (overflow): a server whose queue is full while the client allows more in flight.
 #[tokio::test]
 async fn a_full_server_queue_overflows_to_the_next_target() {

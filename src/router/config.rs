@@ -198,7 +198,8 @@ pub struct ProviderConfig {
     pub api_key_env: Option<String>,
     #[serde(default)]
     pub timeouts: Timeouts,
-    /// Parallel calls allowed (Ollama: its NUM_PARALLEL; embedded: model instances).
+    /// Parallel calls allowed (Ollama: its NUM_PARALLEL, per model, as Ollama runs each loaded
+    /// model with its own slots; embedded: model instances; others: for the whole provider).
     #[serde(default = "default_concurrency")]
     pub max_concurrency: usize,
     /// Requests per minute sent to this provider (client-side limit).

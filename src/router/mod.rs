@@ -193,6 +193,14 @@ impl Router {
             let t = cfg.timeouts(&target.provider);
             let model = cfg.model(&target).cloned().unwrap_or_default();
             let (sem, limiter) = limits[&target.provider].clone();
+            // Ollama gives each loaded model its own NUM_PARALLEL slots (the embedding model
+            // runs beside the chat model), so its limit is per model; a cloud account's is per
+            // provider.
+            let sem = if p.kind == ProviderKind::Ollama {
+                Arc::new(Semaphore::new(p.max_concurrency))
+            } else {
+                sem
+            };
             let (base, disabled): (Arc<dyn Provider>, Option<String>) =
                 match &backends[&target.provider] {
                     Ok(b) => (b.clone(), None),

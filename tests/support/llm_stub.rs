@@ -2,12 +2,14 @@
 //! native, OpenAI-compatible or Anthropic wire format: non-streaming JSON, NDJSON (Ollama) and
 //! SSE (OpenAI, Anthropic) streaming with chunked transfer encoding, exact error bodies,
 //! scripted latency (before headers, before the first token, between tokens), parallel capacity
-//! with a bounded queue (503 when full, like OLLAMA_MAX_QUEUE), and faults (reset, 404 model
+//! per model with a bounded queue (like OLLAMA_NUM_PARALLEL; 503 when full, like
+//! OLLAMA_MAX_QUEUE), and faults (reset, 404 model
 //! missing, any status with headers, cut streams, error lines inside a 200 stream, truncation via
 //! `prompt_eval_count`). `stop()` closes the port (connection refused), `restart()` reopens it;
 //! `Blackhole` gives an address whose connects hang (full accept queue). Every request is
 //! recorded, and so is a client closing the connection during a scripted delay
-//! (`disconnects()`, Ollama's 499). Not a general HTTP server: one request per connection.
+//! (`disconnects()`, Ollama's 499). Not a general HTTP server: one request per connection
+//! unless `keep_alive()`.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -176,7 +178,11 @@ struct State {
     defaults: Mutex<HashMap<String, Step>>,
     models: Mutex<Vec<String>>,
     seen: Mutex<Vec<Seen>>,
-    capacity: Option<Arc<Semaphore>>,
+    /// Parallel slots per model (`capacity`'s first number), made when a model is first asked.
+    capacity: Option<usize>,
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Most requests running at once, per model (with `capacity`).
+    peaks: Mutex<HashMap<String, usize>>,
     max_queue: usize,
     waiting: AtomicUsize,
     in_flight: AtomicUsize,
@@ -236,7 +242,9 @@ impl Builder {
             defaults: Mutex::new(HashMap::new()),
             models: Mutex::new(self.models),
             seen: Mutex::new(Vec::new()),
-            capacity: self.capacity.map(|(p, _)| Arc::new(Semaphore::new(p))),
+            capacity: self.capacity.map(|(p, _)| p),
+            slots: Mutex::new(HashMap::new()),
+            peaks: Mutex::new(HashMap::new()),
             max_queue: self.capacity.map(|(_, q)| q).unwrap_or(usize::MAX),
             waiting: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -325,6 +333,16 @@ impl LlmStub {
     }
 
     /// Most requests that were being processed at once (queued ones excluded).
+    /// Most requests for `model` running at once (with `capacity`; 0 when never asked).
+    pub fn max_in_flight_of(&self, model: &str) -> usize {
+        self.state
+            .peaks
+            .lock()
+            .unwrap()
+            .get(model)
+            .copied()
+            .unwrap_or(0)
+    }
     pub fn max_in_flight(&self) -> usize {
         self.state.max_in_flight.load(Ordering::SeqCst)
     }
@@ -435,6 +453,9 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
         let state = state.clone();
         tokio::spawn(KEEP_ALIVE.scope(state.keep_alive, async move {
             let mut sock = sock;
+            // Like Go's net/http (Ollama) and most servers: no Nagle delay between a reply's
+            // head and body, which on a kept-alive connection would wait for a delayed ACK.
+            let _ = sock.set_nodelay(true);
             // One request per connection unless keep-alive is on and the answer completed.
             while handle(&mut sock, state.clone()).await && state.keep_alive {}
         }));
@@ -508,21 +529,41 @@ async fn handle(sock: &mut TcpStream, state: Arc<State>) -> bool {
         path.as_str(),
         "/api/chat" | "/api/embed" | "/v1/chat/completions" | "/v1/embeddings" | "/v1/messages"
     );
-    let _permit = match (&state.capacity, generating) {
-        (Some(sem), true) => match sem.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                if state.waiting.load(Ordering::SeqCst) >= state.max_queue {
-                    let step = busy(state.proto);
-                    return respond(sock, &state, &path, &body, step).await;
-                }
-                state.waiting.fetch_add(1, Ordering::SeqCst);
-                let p = sem.clone().acquire_owned().await.ok();
-                state.waiting.fetch_sub(1, Ordering::SeqCst);
-                p
-            }
-        },
+    // Like Ollama, each model has its own parallel slots and queue.
+    let slots = match (state.capacity, generating) {
+        (Some(parallel), true) => {
+            let model = body["model"].as_str().unwrap_or_default().to_string();
+            let mut all = state.slots.lock().unwrap();
+            let sem = all
+                .entry(model.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(parallel)))
+                .clone();
+            Some((model, sem))
+        }
         _ => None,
+    };
+    let _permit = match slots {
+        Some((model, sem)) => {
+            let permit = match sem.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    if state.waiting.load(Ordering::SeqCst) >= state.max_queue {
+                        let step = busy(state.proto);
+                        return respond(sock, &state, &path, &body, step).await;
+                    }
+                    state.waiting.fetch_add(1, Ordering::SeqCst);
+                    let p = sem.clone().acquire_owned().await.ok();
+                    state.waiting.fetch_sub(1, Ordering::SeqCst);
+                    p
+                }
+            };
+            let busy_now = state.capacity.unwrap_or(0) - sem.available_permits();
+            let mut peaks = state.peaks.lock().unwrap();
+            let peak = peaks.entry(model).or_default();
+            *peak = (*peak).max(busy_now);
+            permit
+        }
+        None => None,
     };
     let _flight = if generating {
         let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
