@@ -1293,7 +1293,7 @@ pub async fn fill(
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
-    let ctx = PipelineContext { router, kb };
+    let ctx = PipelineContext::new(router, kb);
     let outcomes = pipeline::answer_plan(&ctx, &plan, parallel, |done, total| {
         if show_progress && (done % 10 == 0 || done == total) {
             eprintln!("answered {done}/{total}");

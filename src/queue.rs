@@ -502,6 +502,18 @@ return 1",
     )
 });
 
+/// Adds to counters of an existing job's meta: KEYS = meta; ARGV = (field, increment) pairs.
+static COUNT_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV - 1, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return 1",
+    )
+});
+
 /// A part of a job's time a worker measures itself ([`RfpQueue::record_time`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -891,6 +903,38 @@ impl RfpQueue {
             .hget(self.key(id, "meta"), "cancel_requested")
             .await?;
         Ok(v.is_some())
+    }
+
+    /// Counts calls a worker made for several rows at once (a batch's prefetched embeddings)
+    /// in the job's report, with the time they took (`ms_embed`); no effect on an unknown job.
+    /// Rows count their own calls in their checkpoints.
+    pub async fn record_shared_calls(
+        &self,
+        id: &str,
+        calls: &CallTally,
+        embed_ms: u64,
+    ) -> Result<(), QueueError> {
+        let mut counters: Vec<(String, u64)> = [
+            ("embed_calls", u64::from(calls.embed)),
+            ("prompt_tokens", calls.prompt_tokens),
+            ("eval_tokens", calls.eval_tokens),
+            ("fallbacks", u64::from(calls.fallbacks)),
+            ("ms_embed", embed_ms),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
+        counters.extend(usage_counters("", calls));
+        if counters.is_empty() {
+            return Ok(());
+        }
+        let mut script = COUNT_SCRIPT.key(self.key(id, "meta"));
+        for (field, n) in &counters {
+            script.arg(field).arg(*n);
+        }
+        let _: i64 = script.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
     }
 
     /// Adds `elapsed` to one of the job's stage times (no effect on an unknown job).

@@ -357,6 +357,21 @@ impl Shared {
         let range = spec.start..end;
         // One read for the rows an earlier run of this batch already answered.
         let existing = self.queue.rows_at(id, range.clone()).await.map_err(retry)?;
+        // The rows' question embeddings in a few calls for the whole batch, not one per row.
+        let mut prefetched = HashMap::new();
+        if kb.is_some() {
+            let ahead = pipeline::prefetch_embeddings(
+                &self.router,
+                plan,
+                range.clone().filter(|i| !existing.contains_key(i)),
+            )
+            .await;
+            let _ = self
+                .queue
+                .record_shared_calls(id, &ahead.calls, ahead.embed_ms)
+                .await;
+            prefetched = ahead.vectors;
+        }
         let groups: Vec<Vec<usize>> = cached
             .groups
             .iter()
@@ -373,6 +388,7 @@ impl Shared {
             ctx: PipelineContext {
                 router: self.router.clone(),
                 kb,
+                prefetched: Arc::new(prefetched),
             },
             lock: job.token().map(str::to_string),
             existing,

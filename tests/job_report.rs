@@ -77,6 +77,25 @@ async fn job_report_counts_calls_tokens_and_time() {
         .map(|u| u.calls)
         .sum();
     assert_eq!(embeds, r.embed_calls, "{r:?}");
+    // Each batch (2 of 3 rows) embeds its questions in one call ahead of its rows, so rows
+    // only count their own agreement checks; the job counts both, and planning's calls.
+    let plan_embeds = u64::from(queue.plan(&id).await.unwrap().calls.embed);
+    let row_embeds: u64 = queue
+        .rows(&id)
+        .await
+        .unwrap()
+        .values()
+        .map(|o| u64::from(o.calls.embed))
+        .sum();
+    assert!(
+        row_embeds <= 6,
+        "at most one agreement check per row: {row_embeds}"
+    );
+    assert_eq!(
+        r.embed_calls - plan_embeds - row_embeds,
+        2,
+        "one prefetch call per batch: {r:?}"
+    );
     let prompt: u64 = r.calls_by_model.iter().map(|u| u.prompt_tokens).sum();
     let eval: u64 = r.calls_by_model.iter().map(|u| u.eval_tokens).sum();
     assert_eq!((prompt, eval), (r.prompt_tokens, r.eval_tokens), "{r:?}");

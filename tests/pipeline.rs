@@ -50,7 +50,7 @@ async fn fill(
     let q = rfpq::workbook::detect::inspect(bytes).expect("workbook is detected");
     let kb = kb.map(|p| Arc::new(KnowledgeBase::open(p).expect("kb opens")));
     let plan = Plan::build(&router, &q).await;
-    let ctx = PipelineContext { router, kb };
+    let ctx = PipelineContext::new(router, kb);
     let outcomes = pipeline::answer_plan(&ctx, &plan, 1, |_, _| {}).await;
     let summary = FillSummary::of(&outcomes, &plan.calls);
     (plan, outcomes, summary)

@@ -5,7 +5,7 @@
 //! comes from their parent.
 
 use super::answer::legal_choice;
-use crate::kb::search::cosine;
+use crate::kb::search::dot;
 use crate::workbook::{AnswerSlot, QuestionKey, QuestionRow, Questionnaire, SlotKind};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -105,6 +105,15 @@ pub fn find_copies(
     }
     if vectors.len() == rows.len() {
         // Brute force over canonical rows: fine for the few thousand rows a questionnaire has.
+        let norms: Vec<f32> = vectors.iter().map(|v| dot(v, v).sqrt()).collect();
+        let cosine = |a: usize, b: usize| {
+            let n = norms[a] * norms[b];
+            if n == 0.0 {
+                0.0
+            } else {
+                dot(&vectors[a], &vectors[b]) / n
+            }
+        };
         let mut canonical: Vec<usize> = Vec::new();
         for i in 0..rows.len() {
             if same[i].is_some() {
@@ -113,7 +122,7 @@ pub fn find_copies(
             if !dependent[i] && !vectors[i].is_empty() {
                 let best = canonical
                     .iter()
-                    .map(|&c| (c, cosine(&vectors[c], &vectors[i])))
+                    .map(|&c| (c, cosine(c, i)))
                     .filter(|(c, s)| {
                         *s >= similarity
                             && wording_compatible(&rows[*c].text, &rows[i].text)

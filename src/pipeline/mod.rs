@@ -247,11 +247,110 @@ pub struct RowOutcome {
     pub worker: Option<String>,
 }
 
-/// What the pipeline needs: the router, optionally a knowledge base, and the job's plan.
+/// What the pipeline needs: the router, optionally a knowledge base, and embeddings computed
+/// ahead for the rows it will answer.
 #[derive(Clone)]
 pub struct PipelineContext {
     pub router: Arc<Router>,
     pub kb: Option<Arc<KnowledgeBase>>,
+    /// Embeddings by text from [`prefetch_embeddings`]: a row whose texts are all here makes no
+    /// embedding call of its own.
+    pub prefetched: Arc<HashMap<String, Vec<f32>>>,
+}
+
+impl PipelineContext {
+    /// A context without prefetched embeddings (each row embeds its own texts).
+    pub fn new(router: Arc<Router>, kb: Option<Arc<KnowledgeBase>>) -> Self {
+        Self {
+            router,
+            kb,
+            prefetched: Arc::default(),
+        }
+    }
+}
+
+/// Texts per embedding call when prefetching (the model's batch; the plan uses the same).
+pub const EMBED_BATCH: usize = 64;
+
+/// The texts row `index` embeds: its question (compared with past questions in the answer
+/// library) and, when different, its retrieval query (the question with its section). A
+/// dependent question ("If yes, describe…") means little alone, so both start with its parent
+/// question: that also keeps it from matching a past "If yes, describe…" that followed a
+/// different question.
+pub fn embedding_texts(plan: &Plan, index: usize) -> Vec<String> {
+    let row = &plan.rows[index];
+    let q = &row.question;
+    let parent = row
+        .parent
+        .as_ref()
+        .map(|link| plan.rows[link.index].question.text.as_str());
+    let own = match parent {
+        Some(p) => format!("{p} {}", q.text),
+        None => q.text.clone(),
+    };
+    let query = match parent {
+        Some(p) => format!("{p} {}", retrieve::query_text(q)),
+        None => retrieve::query_text(q),
+    };
+    if query == own {
+        vec![own]
+    } else {
+        vec![own, query]
+    }
+}
+
+/// Embeddings computed ahead for several rows, with what computing them cost.
+#[derive(Debug, Default)]
+pub struct Prefetched {
+    pub vectors: HashMap<String, Vec<f32>>,
+    /// The embedding calls made.
+    pub calls: CallTally,
+    /// Time spent waiting on them (milliseconds).
+    pub embed_ms: u64,
+}
+
+/// Embeds the texts of the question rows among `rows` in calls of up to [`EMBED_BATCH`]
+/// texts, instead of one call per row. A failed call is only logged: its rows then embed
+/// their own texts, and fail there with the reason if the model is really down.
+pub async fn prefetch_embeddings(
+    router: &Router,
+    plan: &Plan,
+    rows: impl IntoIterator<Item = usize>,
+) -> Prefetched {
+    let mut texts: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for i in rows {
+        if plan.rows[i].kind != RowKind::Question || plan.rows[i].same_as.is_some() {
+            continue;
+        }
+        for t in embedding_texts(plan, i) {
+            if seen.insert(t.clone()) {
+                texts.push(t);
+            }
+        }
+    }
+    let mut out = Prefetched::default();
+    for chunk in texts.chunks(EMBED_BATCH) {
+        let t = Instant::now();
+        let embedded = router.embed(chunk).await;
+        out.embed_ms += ms_since(t);
+        match embedded {
+            Ok((v, record)) if v.len() == chunk.len() => {
+                out.calls.add(Task::Embed, &record);
+                out.vectors.extend(chunk.iter().cloned().zip(v));
+            }
+            Ok((v, _)) => tracing::warn!(
+                texts = chunk.len(),
+                vectors = v.len(),
+                "prefetching embeddings: wrong number of vectors; rows embed on their own"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "prefetching embeddings failed; rows embed on their own"
+            ),
+        }
+    }
+    out
 }
 
 impl RowOutcome {
@@ -423,33 +522,28 @@ async fn answer_row(
             "no knowledge base was given, so there is no evidence".into(),
         );
     };
-    // One embedding call: the question (compared with past questions) and the query with its
-    // section (searched). A dependent question ("If yes, describe…") means little alone, so
-    // both start with its parent question: that also keeps it from matching a past "If yes,
-    // describe…" that followed a different question.
-    let parent_text = prompt_ctx.parent.as_ref().map(|(p, _)| p.as_str());
-    let own = match parent_text {
-        Some(p) => format!("{p} {}", q.text),
-        None => q.text.clone(),
-    };
-    let query = match parent_text {
-        Some(p) => format!("{p} {}", retrieve::query_text(q)),
-        None => retrieve::query_text(q),
-    };
-    let texts = if query == own {
-        vec![own]
-    } else {
-        vec![own, query.clone()]
-    };
-    let t = Instant::now();
-    let embedded = ctx.router.embed(&texts).await;
-    out.time.embed_ms += ms_since(t);
-    let vectors = match embedded {
-        Ok((v, record)) => {
-            out.calls.add(Task::Embed, &record);
-            v
+    // The question (compared with past questions) and the query with its section (searched),
+    // embedded ahead for the batch or in one call here.
+    let texts = embedding_texts(plan, index);
+    let query = texts.last().cloned().unwrap_or_default();
+    let ahead: Option<Vec<Vec<f32>>> = texts
+        .iter()
+        .map(|t| ctx.prefetched.get(t).cloned())
+        .collect();
+    let vectors = match ahead {
+        Some(v) => v,
+        None => {
+            let t = Instant::now();
+            let embedded = ctx.router.embed(&texts).await;
+            out.time.embed_ms += ms_since(t);
+            match embedded {
+                Ok((v, record)) => {
+                    out.calls.add(Task::Embed, &record);
+                    v
+                }
+                Err(e) => return out.failed(format!("embedding the question failed: {e}")),
+            }
         }
-        Err(e) => return out.failed(format!("embedding the question failed: {e}")),
     };
     let (Some(bare), Some(query_vec)) = (vectors.first(), vectors.last()) else {
         return out.failed("the embedding model returned no vector".into());

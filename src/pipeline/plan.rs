@@ -42,9 +42,6 @@ pub struct Plan {
     pub build_ms: u64,
 }
 
-/// Question texts embedded per call when looking for near-duplicates.
-const EMBED_BATCH: usize = 64;
-
 impl Plan {
     /// Plans a detected questionnaire: classifies rows (LLM only for ambiguous ones), links
     /// dependent questions to their parents, finds repeated questions (same ID, same text,
@@ -65,7 +62,7 @@ impl Plan {
         let parents = context::link_parents(&questions);
         let dependent: Vec<bool> = parents.iter().map(Option::is_some).collect();
         let mut vectors: Vec<Vec<f32>> = Vec::new();
-        for chunk in questions.chunks(EMBED_BATCH) {
+        for chunk in questions.chunks(super::EMBED_BATCH) {
             let texts: Vec<String> = chunk.iter().map(|q| q.text.clone()).collect();
             match router.embed(&texts).await {
                 Ok((v, record)) if v.len() == texts.len() => {
