@@ -127,10 +127,12 @@ async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
         .await
         .unwrap()
         .id;
-    // Time-compressed: a 1.5 s lock and 0.5 s stall checks against a ~6 s batch (4× the lock).
+    // Time-compressed: a 1.5 s lock and 0.5 s stall checks against a ~5 s batch (3× the lock),
+    // its rows answered one at a time.
     let settings = WorkerSettings {
         lock_duration: Duration::from_millis(1500),
         stalled_interval: Duration::from_millis(500),
+        rows_in_flight: 1,
         ..Default::default()
     };
     let a = RunningWorker::start(cfg.clone(), r.clone(), settings.clone())
@@ -211,6 +213,10 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
         child.kill().unwrap(); // the "crash" this batch causes
         child.wait().unwrap();
     }
+    // The batch's rows run at once, so each attempt asked up to 3 questions; let the stub
+    // log every request the killed workers sent before counting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked_by_attempts = stub.hits("/api/chat");
     let settings = WorkerSettings {
         lock_duration: Duration::from_millis(2000),
         stalled_interval: Duration::from_millis(500),
@@ -226,7 +232,7 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
     assert_eq!((st.rows_done, st.rows_failed), (3, 3));
     assert_eq!(
         stub.hits("/api/chat"),
-        2,
+        asked_by_attempts,
         "the poison batch was not run a third time"
     );
 

@@ -109,7 +109,11 @@ async fn two_worker_processes_share_a_job_and_sigterm_hands_rows_back() {
     assert_eq!(by.len(), 2, "both processes answered rows: {by:?}");
     assert!(by.contains(a_id.as_str()));
     let mut asks: HashMap<String, usize> = HashMap::new();
-    for r in stub.requests().iter().filter(|r| r.path == "/api/chat") {
+    // Answer calls only: the workers' warm-up loads are chat requests without messages.
+    let answers = stub.requests().into_iter().filter(|r| {
+        r.path == "/api/chat" && r.body["messages"].as_array().is_some_and(|m| !m.is_empty())
+    });
+    for r in answers {
         let user = r.body["messages"][1]["content"]
             .as_str()
             .unwrap_or_default();
