@@ -245,7 +245,7 @@ async fn queue_run(a: &Args, latency_ms: u64) -> QueueRun {
         wall_s,
         llm_calls,
         ideal_s: llm_calls as f64 * latency_ms as f64 / 1000.0 / a.slots as f64,
-        max_in_flight: stub.max_in_flight(),
+        max_in_flight: stub.max_in_flight_of("qwen2.5:7b"),
         peak_rss_mib,
         worker_cpu_s,
         status,
@@ -258,7 +258,7 @@ async fn bench_queue(a: &Args) {
         a.rows, a.workers, a.batch_size, a.latency_ms, a.slots
     );
     println!(
-        "| run | backend | state | wall s | LLM calls | ideal s | wall/ideal | ms/row | worker CPU ms/row | peak in flight | worker peak RSS MiB |"
+        "| run | backend | state | wall s | LLM calls | ideal s | wall/ideal | ms/row | worker CPU ms/row | peak answers in flight | worker peak RSS MiB |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
@@ -341,34 +341,41 @@ async fn bench_embedded(a: &Args) {
     let evidence = "All customer data is encrypted at rest with AES-256 and in transit with TLS 1.2 or newer. \
         Multi-factor authentication is enforced for every administrative account. Backups run daily \
         and are restored in a test every quarter. ";
-    let messages = [
-        ChatMessage::system(
-            "You answer security questionnaires from the evidence given. Reply in one short sentence.",
-        ),
-        ChatMessage::user(format!(
-            "Evidence:\n{}\nQuestion: Is customer data encrypted at rest?",
-            evidence.repeat(4)
-        )),
-    ];
+    // Each round's prompt starts with its own number, so no prefix KV cache can serve it. The
+    // two routers are separate model instances: both calls prefill the prompt cold, so the
+    // 1-token call measures prefill and the difference between the two measures generation.
+    let messages = |round: usize| {
+        [
+            ChatMessage::system(format!(
+                "Round {round}. You answer security questionnaires from the evidence given. \
+                 Reply in one short sentence."
+            )),
+            ChatMessage::user(format!(
+                "Evidence:\n{}\nQuestion: Is customer data encrypted at rest?",
+                evidence.repeat(4)
+            )),
+        ]
+    };
     let prefill = common::router_from_yaml(&gen_yaml(1));
     let full = common::router_from_yaml(&gen_yaml(64));
     // Load both models once before timing.
-    let _ = prefill.chat(Task::Answer, &messages, None).await;
-    let _ = full.chat(Task::Answer, &messages, None).await;
+    let _ = prefill.chat(Task::Answer, &messages(0), None).await;
+    let _ = full.chat(Task::Answer, &messages(0), None).await;
     let mut pre = Vec::new();
     let mut dec = Vec::new();
     let mut prompt_tokens = 0;
     let mut eval_tokens = 0;
-    for _ in 0..a.runs.max(3) {
+    for round in 1..=a.runs.max(3) {
+        let m = messages(round);
         let t = Instant::now();
         let (_, r1) = prefill
-            .chat(Task::Answer, &messages, None)
+            .chat(Task::Answer, &m, None)
             .await
             .expect("embedded prefill");
         let t_prefill = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let (_, r2) = full
-            .chat(Task::Answer, &messages, None)
+            .chat(Task::Answer, &m, None)
             .await
             .expect("embedded generation");
         let t_full = t.elapsed().as_secs_f64();
@@ -394,11 +401,11 @@ async fn bench_embedded(a: &Args) {
     println!("| what | median of {} | note |", a.runs.max(3));
     println!("|---|---|---|");
     println!(
-        "| prefill | {:.0} tokens/s | {prompt_tokens}-token prompt, 1 token generated |",
+        "| prefill, cold | {:.0} tokens/s | {prompt_tokens}-token prompt, 1 token generated |",
         median(pre)
     );
     println!(
-        "| generation | {:.1} tokens/s | {eval_tokens} tokens generated after that prompt |",
+        "| generation | {:.1} tokens/s | {eval_tokens} tokens after the same prompt (time beyond its prefill) |",
         median(dec)
     );
     println!(
