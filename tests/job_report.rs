@@ -28,30 +28,20 @@ fn figure(sheet: &calamine::Range<Data>, label: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn job_report_counts_calls_tokens_and_time() {
-    let stub = common::answering_stub(STUB_LATENCY_MS).await;
-    let router = common::router_from_yaml(&common::stub_chat_yaml(&stub.url(), ""));
-    let tmp = tempfile::tempdir().unwrap();
-    let kb = common::small_kb(&router, tmp.path()).await;
-    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(6));
-    let prefix = common::prefix("job-report");
-    let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3)
-        .await
-        .expect("submit")
-        .id;
+    let t = common::stub_job("job-report", STUB_LATENCY_MS, 6).await;
+    let (stub, queue, prefix) = (&t.stub, &t.queue, t.prefix.as_str());
+    let id = t.submit(3).await;
     // The job waits in the queue until a worker starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let queued = queue.status(&id).await.unwrap();
     assert!(queued.report.time.queue_s >= 0.2, "{:?}", queued.report);
     assert_eq!(queued.report.questions_per_minute, 0.0);
 
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
+    let worker = RunningWorker::start(t.cfg.clone(), t.router.clone(), WorkerSettings::default())
         .await
         .expect("worker starts");
-    let st = common::wait_status(&queue, &id, Duration::from_secs(300), |s| {
-        s.state.is_final()
-    })
-    .await;
+    let st =
+        common::wait_status(queue, &id, Duration::from_secs(300), |s| s.state.is_final()).await;
     worker.shutdown().await.unwrap();
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");
     let r = &st.report;
@@ -182,7 +172,7 @@ async fn job_report_counts_calls_tokens_and_time() {
     assert!(figure(&sheet, "Wall clock") > 0.0);
 
     // `rfpq status` shows the throughput, the calls per model and the time split.
-    let out = common::rfpq_command(&prefix)
+    let out = common::rfpq_command(prefix)
         .args(["status", &id])
         .output()
         .unwrap();
@@ -198,5 +188,5 @@ async fn job_report_counts_calls_tokens_and_time() {
         "{text}"
     );
 
-    common::cleanup(&prefix).await;
+    common::cleanup(prefix).await;
 }

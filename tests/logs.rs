@@ -7,50 +7,25 @@ mod common;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_parse_line_by_line_with_job_and_row_spans() {
-    let stub = common::answering_stub(20).await;
-    let yaml = common::stub_chat_yaml(&stub.url(), "");
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("stub.yaml");
-    std::fs::write(&config, &yaml).unwrap();
-    let router = common::router_from_yaml(&yaml);
-    let kb = common::small_kb(&router, tmp.path()).await;
-    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(5));
-    let prefix = common::prefix("logs");
-    let (_, queue) = common::queue(&prefix).await;
-    let log_path = tmp.path().join("worker.log");
-    let mut worker = common::rfpq_command(&prefix)
-        .args([
-            "--log-format",
-            "json",
-            "--config",
-            config.to_str().unwrap(),
-            "worker",
-        ])
+    let t = common::stub_job("logs", 20, 5).await;
+    let log_path = t.tmp.path().join("worker.log");
+    let mut worker = t
+        .worker_command(&[])
+        .args(["--log-format", "json"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .expect("worker process starts");
-    let started = Instant::now();
-    while queue.workers().await.unwrap().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "worker did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
-        .await
-        .unwrap()
-        .id;
-    let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
-        s.state.is_final()
-    })
-    .await;
+    t.wait_for_workers(1).await;
+    let id = t.submit(2).await;
+    let queue = &t.queue;
+    let st =
+        common::wait_status(queue, &id, Duration::from_secs(120), |s| s.state.is_final()).await;
     assert_eq!(st.rows_done, 5, "{st:?}");
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
@@ -117,5 +92,5 @@ async fn json_logs_parse_line_by_line_with_job_and_row_spans() {
             "no event inside the {step} span: {text}"
         );
     }
-    common::cleanup(&prefix).await;
+    common::cleanup(&t.prefix).await;
 }

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "metrics-test-token-0123456789";
 const MODEL: &str = "qwen2.5:7b";
@@ -224,52 +224,21 @@ fn bucket(samples: &[Sample], name: &str, want: &[(&str, &str)], le: &str) -> f6
 async fn worker_and_serve_expose_llm_row_retrieval_lock_and_queue_metrics() {
     const N: u32 = 4;
     const DELAY_MS: u64 = 150;
-    let stub = common::answering_stub(DELAY_MS).await;
-    let yaml = common::stub_chat_yaml(&stub.url(), "");
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("stub.yaml");
-    std::fs::write(&config, &yaml).unwrap();
-    let router = common::router_from_yaml(&yaml);
-    let kb = common::small_kb(&router, tmp.path()).await;
-    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(N));
-    let prefix = common::prefix("metrics");
-    let (_, queue) = common::queue(&prefix).await;
-
-    let mut cmd = common::rfpq_command(&prefix);
-    cmd.args([
-        "--config",
-        config.to_str().unwrap(),
-        "worker",
-        "--concurrency",
-        "2",
-        "--metrics-addr",
-        "127.0.0.1:0",
-    ]);
+    let t = common::stub_job("metrics", DELAY_MS, N).await;
+    let (stub, queue, prefix) = (&t.stub, &t.queue, t.prefix.as_str());
+    let cmd = t.worker_command(&["--concurrency", "2", "--metrics-addr", "127.0.0.1:0"]);
     let (worker, addr) = Proc::start(cmd, "metrics listening on ");
     let worker_url = format!("http://{addr}/metrics");
-    let started = Instant::now();
-    while queue.workers().await.unwrap().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the worker did not register; stderr:\n{}",
-            worker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    t.wait_for_workers(1).await;
     // Before any job: the endpoint answers, Redis gauges are there, no job yet.
     let before = scrape(&worker_url, None).await;
     assert_eq!(one(&before, "rfpq_redis_up", &[]), 1.0);
     assert_eq!(one(&before, "rfpq_jobs", &[("state", "completed")]), 0.0);
     assert_eq!(one(&before, "rfpq_workers_live", &[]), 1.0);
 
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
-        .await
-        .unwrap()
-        .id;
-    let st = common::wait_status(&queue, &id, Duration::from_secs(180), |s| {
-        s.state.is_final()
-    })
-    .await;
+    let id = t.submit(2).await;
+    let st =
+        common::wait_status(queue, &id, Duration::from_secs(180), |s| s.state.is_final()).await;
     assert_eq!(st.state, JobPhase::Completed, "{st:?}\n{}", worker.log());
     assert_eq!(st.rows_total, u64::from(N));
 
@@ -393,7 +362,7 @@ async fn worker_and_serve_expose_llm_row_retrieval_lock_and_queue_metrics() {
     assert_eq!(one(&m, "rfpq_worker_slots", &[]), 2.0);
 
     // `rfpq serve` reads the same job and queue state from Redis.
-    let mut cmd = common::rfpq_command(&prefix);
+    let mut cmd = common::rfpq_command(prefix);
     cmd.env("RFPQ_API_TOKEN", TOKEN)
         .args(["serve", "--addr", "127.0.0.1:0"]);
     let (serve, addr) = Proc::start(cmd, "serving the rfpq API on ");
@@ -427,7 +396,7 @@ async fn worker_and_serve_expose_llm_row_retrieval_lock_and_queue_metrics() {
     assert_eq!(sum(&m, "rfpq_rows_total", &[("outcome", "failed")]), 0.0);
 
     drop(worker);
-    common::cleanup(&prefix).await;
+    common::cleanup(prefix).await;
 }
 
 #[tokio::test]

@@ -32,30 +32,13 @@ fn asks_per_row(stub: &LlmStub) -> HashMap<u32, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_rows() {
-    let stub = common::answering_stub(400).await;
-    let yaml = common::stub_chat_yaml(&stub.url(), "");
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("stub.yaml");
-    std::fs::write(&config, &yaml).unwrap();
-    let r = common::router_from_yaml(&yaml);
-    let kb = common::small_kb(&r, tmp.path()).await;
-    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(14));
-    let prefix = common::prefix("kill9");
-    let (cfg, queue) = common::queue(&prefix).await;
+    let t = common::stub_job("kill9", 400, 14).await;
+    let (stub, queue, prefix) = (&t.stub, &t.queue, t.prefix.as_str());
     // One batch: the killed worker holds every unanswered row.
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 14)
-        .await
-        .unwrap()
-        .id;
+    let id = t.submit(14).await;
 
-    let mut child = common::rfpq_command(&prefix)
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "worker",
-            "--concurrency",
-            "1",
-        ])
+    let mut child = t
+        .worker_command(&["--concurrency", "1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -72,9 +55,10 @@ async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_row
     let done_at_kill = queue.status(&id).await.unwrap().rows_done;
     assert!(done_at_kill < 14);
 
+    // A fresh router, as a new worker process would have.
     let worker = RunningWorker::start(
-        cfg,
-        common::router_from_yaml(&yaml),
+        t.cfg.clone(),
+        common::router_from_yaml(&common::stub_chat_yaml(&stub.url(), "")),
         WorkerSettings::default(),
     )
     .await
@@ -87,17 +71,15 @@ async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_row
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovery = killed.elapsed();
-    let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
-        s.state.is_final()
-    })
-    .await;
+    let st =
+        common::wait_status(queue, &id, Duration::from_secs(120), |s| s.state.is_final()).await;
     worker.shutdown().await.unwrap();
     eprintln!("recovered {recovery:?} after kill -9; {done_at_kill} rows were committed");
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");
     assert_eq!((st.rows_total, st.rows_done, st.rows_failed), (14, 14, 0));
     let rows = queue.rows(&id).await.unwrap();
     assert_eq!(rows.len(), 14, "exactly one answer per row");
-    let asks = asks_per_row(&stub);
+    let asks = asks_per_row(stub);
     for i in committed {
         let n = rows[&i].row - 1; // sheet row 2 holds "Control 1"
         assert_eq!(
@@ -110,23 +92,15 @@ async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_row
         asks.values().all(|n| *n <= 2),
         "only in-flight rows are asked twice: {asks:?}"
     );
-    common::cleanup(&prefix).await;
+    common::cleanup(prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
-    let stub = common::answering_stub(300).await;
-    let yaml = common::stub_chat_yaml(&stub.url(), "");
-    let tmp = tempfile::tempdir().unwrap();
-    let r = common::router_from_yaml(&yaml);
-    let kb = common::small_kb(&r, tmp.path()).await;
-    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
-    let prefix = common::prefix("longjob");
-    let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 16)
-        .await
-        .unwrap()
-        .id;
+    let t = common::stub_job("longjob", 300, 16).await;
+    let (stub, queue, prefix) = (&t.stub, &t.queue, t.prefix.as_str());
+    let (cfg, r) = (t.cfg.clone(), t.router.clone());
+    let id = t.submit(16).await;
     // Time-compressed: a 1.5 s lock and 0.5 s stall checks against a ~5 s batch (3× the lock),
     // its rows answered one at a time.
     let settings = WorkerSettings {
@@ -140,10 +114,8 @@ async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
         .unwrap();
     let b = RunningWorker::start(cfg, r, settings).await.unwrap();
     let started = Instant::now();
-    let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
-        s.state.is_final()
-    })
-    .await;
+    let st =
+        common::wait_status(queue, &id, Duration::from_secs(120), |s| s.state.is_final()).await;
     let took = started.elapsed();
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
@@ -152,37 +124,24 @@ async fn a_job_far_longer_than_its_lock_is_never_rerun_while_healthy() {
         took > Duration::from_millis(3000),
         "the batch outlived its lock: {took:?}"
     );
-    let asks = asks_per_row(&stub);
+    let asks = asks_per_row(stub);
     assert_eq!(asks.len(), 16);
     assert!(
         asks.values().all(|n| *n == 1),
         "no row ran twice, so the batch was never taken over: {asks:?}"
     );
-    common::cleanup(&prefix).await;
+    common::cleanup(prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on() {
     // Every answer takes 3 s, so the batch is always mid-row when its worker is killed.
-    let stub = common::answering_stub(3000).await;
-    let yaml = common::stub_chat_yaml(&stub.url(), "");
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("stub.yaml");
-    std::fs::write(&config, &yaml).unwrap();
-    let r = common::router_from_yaml(&yaml);
-    let kb = common::small_kb(&r, tmp.path()).await;
-    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(3));
-    let prefix = common::prefix("poison");
-    let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3)
-        .await
-        .unwrap()
-        .id;
+    let t = common::stub_job("poison", 3000, 3).await;
+    let (stub, queue, prefix) = (&t.stub, &t.queue, t.prefix.as_str());
+    let (cfg, r) = (t.cfg.clone(), t.router.clone());
+    let id = t.submit(3).await;
     // Time-compressed liveness: 2 s lock, 0.5 s stall checks, one stall allowed.
     let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "worker",
         "--concurrency",
         "1",
         "--lock-ms",
@@ -196,8 +155,8 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
     ];
     for attempt in 1..=2 {
         let asked = stub.hits("/api/chat");
-        let mut child = common::rfpq_command(&prefix)
-            .args(args)
+        let mut child = t
+            .worker_command(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -224,8 +183,7 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
         ..Default::default()
     };
     let worker = RunningWorker::start(cfg, r, settings).await.unwrap();
-    let st =
-        common::wait_status(&queue, &id, Duration::from_secs(60), |s| s.state.is_final()).await;
+    let st = common::wait_status(queue, &id, Duration::from_secs(60), |s| s.state.is_final()).await;
     assert_eq!(st.state, JobPhase::Failed, "{st:?}");
     let reason = st.reason.unwrap_or_default();
     assert!(reason.contains("poison batch"), "{reason}");
@@ -237,18 +195,16 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
     );
 
     // The worker goes on with the next job.
-    let next_dir = tmp.path().join("next");
+    let next_dir = t.tmp.path().join("next");
     std::fs::create_dir_all(&next_dir).unwrap();
     let next = common::questionnaire_file(&next_dir, &common::mfa_questions(1));
-    let id2 = rfpq::submit::submit_file(&queue, &next, Some(kb.to_str().unwrap()), 1)
+    let id2 = rfpq::submit::submit_file(queue, &next, Some(t.kb.to_str().unwrap()), 1)
         .await
         .unwrap()
         .id;
-    let st = common::wait_status(&queue, &id2, Duration::from_secs(60), |s| {
-        s.state.is_final()
-    })
-    .await;
+    let st =
+        common::wait_status(queue, &id2, Duration::from_secs(60), |s| s.state.is_final()).await;
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");
     worker.shutdown().await.unwrap();
-    common::cleanup(&prefix).await;
+    common::cleanup(prefix).await;
 }

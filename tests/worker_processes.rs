@@ -7,19 +7,11 @@ mod common;
 
 use rfpq::queue::JobPhase;
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn spawn_worker(prefix: &str, config: &Path) -> Child {
-    common::rfpq_command(prefix)
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "worker",
-            "--concurrency",
-            "1",
-        ])
+fn spawn_worker(t: &common::StubJob) -> Child {
+    t.worker_command(&["--concurrency", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -37,32 +29,14 @@ fn sigterm(child: &Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_worker_processes_share_a_job_and_sigterm_hands_rows_back() {
-    let stub = common::answering_stub(400).await;
-    let yaml = common::stub_chat_yaml(&stub.url(), "");
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("stub.yaml");
-    std::fs::write(&config, &yaml).unwrap();
-    let router = common::router_from_yaml(&yaml);
-    let kb = common::small_kb(&router, tmp.path()).await;
-    let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
-    let prefix = common::prefix("procs");
-    let (_, queue) = common::queue(&prefix).await;
-
-    let mut a = spawn_worker(&prefix, &config);
-    let mut b = spawn_worker(&prefix, &config);
+    let t = common::stub_job("procs", 400, 16).await;
+    let (stub, queue) = (&t.stub, &t.queue);
+    let mut a = spawn_worker(&t);
+    let mut b = spawn_worker(&t);
     // Both registered before the job arrives, so both take batches.
+    t.wait_for_workers(2).await;
     let started = Instant::now();
-    while queue.workers().await.unwrap().len() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "workers did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
-        .await
-        .unwrap()
-        .id;
+    let id = t.submit(2).await;
     while queue.status(&id).await.unwrap().rows_done < 6 {
         assert!(started.elapsed() < Duration::from_secs(120), "no progress");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -133,5 +107,5 @@ async fn two_worker_processes_share_a_job_and_sigterm_hands_rows_back() {
         queue.workers().await.unwrap().is_empty(),
         "both left the registry"
     );
-    common::cleanup(&prefix).await;
+    common::cleanup(&t.prefix).await;
 }

@@ -209,3 +209,79 @@ pub async fn queue(prefix: &str) -> (rfpq::queue::QueueConfig, rfpq::queue::RfpQ
         .expect("the test Redis is reachable");
     (cfg, queue)
 }
+
+/// What a queued-job test against the answering stub starts from: the stub (answers after
+/// `delay_ms`), its router config (also written to `config` for `rfpq worker` processes), the
+/// router, a small KB and an `n`-question questionnaire under `tmp`, and a queue client
+/// under a key prefix of the test's own.
+pub struct StubJob {
+    pub stub: llm_stub::LlmStub,
+    pub tmp: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+    pub router: Arc<Router>,
+    pub kb: std::path::PathBuf,
+    pub questionnaire: std::path::PathBuf,
+    pub prefix: String,
+    pub cfg: rfpq::queue::QueueConfig,
+    pub queue: rfpq::queue::RfpQueue,
+}
+
+/// Sets up a [`StubJob`] for `test` (the prefix's name) with `n` questions.
+pub async fn stub_job(test: &str, delay_ms: u64, n: u32) -> StubJob {
+    let stub = answering_stub(delay_ms).await;
+    let yaml = stub_chat_yaml(&stub.url(), "");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("stub.yaml");
+    std::fs::write(&config, &yaml).unwrap();
+    let router = router_from_yaml(&yaml);
+    let kb = small_kb(&router, tmp.path()).await;
+    let questionnaire = questionnaire_file(tmp.path(), &mfa_questions(n));
+    let prefix = prefix(test);
+    let (cfg, queue) = queue(&prefix).await;
+    StubJob {
+        stub,
+        tmp,
+        config,
+        router,
+        kb,
+        questionnaire,
+        prefix,
+        cfg,
+        queue,
+    }
+}
+
+impl StubJob {
+    /// `rfpq --config <the stub config> worker ARGS…` under the test's prefix.
+    pub fn worker_command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = rfpq_command(&self.prefix);
+        cmd.args(["--config", self.config.to_str().unwrap(), "worker"])
+            .args(args);
+        cmd
+    }
+
+    /// Submits the questionnaire with the KB in batches of `batch_size` rows; the job id.
+    pub async fn submit(&self, batch_size: usize) -> String {
+        rfpq::submit::submit_file(
+            &self.queue,
+            &self.questionnaire,
+            Some(self.kb.to_str().unwrap()),
+            batch_size,
+        )
+        .await
+        .expect("submit")
+        .id
+    }
+
+    /// Waits (60 s at most) until at least `n` workers are registered.
+    pub async fn wait_for_workers(&self, n: usize) {
+        let started = std::time::Instant::now();
+        while self.queue.workers().await.unwrap().len() < n {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{n} worker(s) did not register"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
