@@ -61,10 +61,17 @@ impl Plan {
         }
         let parents = context::link_parents(&questions);
         let dependent: Vec<bool> = parents.iter().map(Option::is_some).collect();
+        // The question texts in calls of EMBED_BATCH, sent together: the router's limit for
+        // the embedding provider decides how many run at once.
+        let chunks: Vec<Vec<String>> = questions
+            .chunks(super::EMBED_BATCH)
+            .map(|c| c.iter().map(|q| q.text.clone()).collect())
+            .collect();
+        let replies =
+            futures_util::future::join_all(chunks.iter().map(|texts| router.embed(texts))).await;
         let mut vectors: Vec<Vec<f32>> = Vec::new();
-        for chunk in questions.chunks(super::EMBED_BATCH) {
-            let texts: Vec<String> = chunk.iter().map(|q| q.text.clone()).collect();
-            match router.embed(&texts).await {
+        for (texts, reply) in chunks.iter().zip(replies) {
+            match reply {
                 Ok((v, record)) if v.len() == texts.len() => {
                     calls.add(Task::Embed, &record);
                     vectors.extend(v);
