@@ -18,6 +18,15 @@ pub mod watch;
 pub mod workbook;
 pub mod worker;
 
+/// Now, in milliseconds since the Unix epoch (0 if the clock is before it): the one clock of
+/// job timestamps and row start times, so they can be compared.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Installs the ring TLS provider for rustls once (reqwest is built without a default one).
 pub fn install_tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();

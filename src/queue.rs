@@ -487,18 +487,12 @@ fn usage_from_meta(meta: &HashMap<String, String>) -> Vec<ModelUsage> {
     usage.into_values().collect()
 }
 
-/// Adds to a stage time (`HINCRBY`) or notes a moment once (`HSETNX`) in an existing job's
-/// meta: KEYS = meta; ARGV = `incr` or `once`, field, value.
-static TIME_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Notes a moment once (`HSETNX`) in an existing job's meta: KEYS = meta; ARGV = field, value.
+static MARK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[1] == 'incr' then
-  redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])
-else
-  redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3])
-end
-return 1",
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])",
     )
 });
 
@@ -550,12 +544,7 @@ impl Milestone {
     }
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::now_ms;
 
 /// Handle on the queue: producers and workers both use it. Cheap to clone.
 #[derive(Clone)]
@@ -944,11 +933,8 @@ impl RfpQueue {
         stage: Stage,
         elapsed: Duration,
     ) -> Result<(), QueueError> {
-        let mut script = TIME_SCRIPT.key(self.key(id, "meta"));
-        script
-            .arg("incr")
-            .arg(stage.field())
-            .arg(elapsed.as_millis() as u64);
+        let mut script = COUNT_SCRIPT.key(self.key(id, "meta"));
+        script.arg(stage.field()).arg(elapsed.as_millis() as u64);
         let _: i64 = script.invoke_async(&mut self.conn.clone()).await?;
         Ok(())
     }
@@ -956,8 +942,8 @@ impl RfpQueue {
     /// Notes that the job reached `milestone` now, unless it did before (no effect on an
     /// unknown job).
     pub async fn mark(&self, id: &str, milestone: Milestone) -> Result<(), QueueError> {
-        let mut script = TIME_SCRIPT.key(self.key(id, "meta"));
-        script.arg("once").arg(milestone.field()).arg(now_ms());
+        let mut script = MARK_SCRIPT.key(self.key(id, "meta"));
+        script.arg(milestone.field()).arg(now_ms());
         let _: i64 = script.invoke_async(&mut self.conn.clone()).await?;
         Ok(())
     }

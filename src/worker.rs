@@ -466,21 +466,15 @@ impl Shared {
                 task = "answer",
                 model = tracing::field::Empty,
             );
-            let outcome = self.row(run, index, &done).instrument(span.clone()).await?;
+            let outcome = self.row(run, index, &done).instrument(span).await?;
             // Fan the answer out to every copy of a repeated question, each with its own place.
             if let Some(copies) = run.copies.get(&index) {
                 self.fence(run.job, &run.lock, index).await?;
                 for &c in copies {
                     let mut copy = pipeline::copy_outcome(run.plan, c, &outcome);
                     copy.worker = Some(self.id.clone());
-                    if self
-                        .queue
-                        .checkpoint(run.id, c, &copy)
-                        .await
-                        .map_err(retry)?
-                    {
+                    if self.commit(run.id, c, &copy).await? {
                         run.written.fetch_add(1, Ordering::SeqCst);
-                        crate::metrics::row_written(&copy);
                     }
                 }
             }
@@ -516,14 +510,8 @@ impl Shared {
         outcome.worker = Some(self.id.clone());
         tracing::Span::current().record("model", outcome.model.as_str());
         self.fence(run.job, &run.lock, index).await?;
-        if self
-            .queue
-            .checkpoint(run.id, index, &outcome)
-            .await
-            .map_err(retry)?
-        {
+        if self.commit(run.id, index, &outcome).await? {
             run.written.fetch_add(1, Ordering::SeqCst);
-            crate::metrics::row_written(&outcome);
         }
         tracing::info!(
             status = outcome.status.label(),
@@ -533,6 +521,25 @@ impl Shared {
             "row done"
         );
         Ok(outcome)
+    }
+
+    /// Writes row `index`'s checkpoint (false: it was already written) and counts it in the
+    /// row metrics. Callers fence with the job lock first where a batch could be taken over.
+    async fn commit(
+        &self,
+        id: &str,
+        index: usize,
+        outcome: &RowOutcome,
+    ) -> Result<bool, bullmq::Error> {
+        let written = self
+            .queue
+            .checkpoint(id, index, outcome)
+            .await
+            .map_err(retry)?;
+        if written {
+            crate::metrics::row_written(outcome);
+        }
+        Ok(written)
     }
 
     /// Only the holder of the job lock may write: extends it, or stops the batch.
@@ -589,9 +596,7 @@ impl Shared {
                 && let Some(first) = &outcomes[same.index]
             {
                 let copy = pipeline::copy_outcome(&plan, i, first);
-                if self.queue.checkpoint(id, i, &copy).await.map_err(retry)? {
-                    crate::metrics::row_written(&copy);
-                }
+                self.commit(id, i, &copy).await?;
                 outcomes[i] = Some(copy);
             }
         }
@@ -609,8 +614,8 @@ impl Shared {
                         .cloned()
                         .unwrap_or_else(|| "row was never answered".into());
                     let o = RowOutcome::unanswered(&row.question, format!("batch failed: {why}"));
-                    if !cancel && self.queue.checkpoint(id, i, &o).await.map_err(retry)? {
-                        crate::metrics::row_written(&o);
+                    if !cancel {
+                        self.commit(id, i, &o).await?;
                     }
                     o
                 }

@@ -185,13 +185,6 @@ pub struct RowTimes {
     pub retrieval_ms: u64,
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn ms_since(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
@@ -465,7 +458,7 @@ pub async fn answer_planned(
     index: usize,
     parent: Option<&RowOutcome>,
 ) -> RowOutcome {
-    let started_ms = unix_ms();
+    let started_ms = crate::now_ms();
     let started = Instant::now();
     let mut out = answer_row(ctx, plan, index, parent).await;
     out.time.started_ms = started_ms;
