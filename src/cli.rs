@@ -5,7 +5,7 @@ use crate::kb::{self, KnowledgeBase};
 use crate::pipeline::{self, FillSummary, PipelineContext};
 use crate::queue::{JobPhase, JobStatus, QueueConfig, RfpQueue};
 use crate::router::Router;
-use crate::router::config::{RouterConfig, Task};
+use crate::router::config::{RouterConfig, Task, WriteDrafts};
 use crate::router::types::ChatMessage;
 use crate::workbook::SourceFormat;
 use crate::worker::{RunningWorker, WorkerSettings};
@@ -47,6 +47,10 @@ struct Global {
     /// Log format.
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
     log_format: String,
+    /// Where untrusted drafts go: `review_only` (the review workbook; default from the
+    /// config's `answering.write_drafts`) or `cells` (the customer's file too).
+    #[arg(long, global = true, env = "RFPQ_WRITE_DRAFTS", value_parser = ["review_only", "cells"])]
+    write_drafts: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -347,10 +351,14 @@ fn init_logging(format: &str, default: &str) {
 }
 
 fn router_config(g: &Global) -> Result<RouterConfig> {
-    Ok(match &g.config {
+    let mut cfg = match &g.config {
         Some(path) => RouterConfig::load(path)?,
         None => RouterConfig::builtin(),
-    })
+    };
+    if let Some(w) = g.write_drafts.as_deref().and_then(WriteDrafts::parse) {
+        cfg.answering.write_drafts = w;
+    }
+    Ok(cfg)
 }
 
 fn load_router(g: &Global) -> Result<Arc<Router>> {
@@ -913,12 +921,14 @@ fn status_line(st: &JobStatus) -> String {
 /// The pipeline's counts, for `status` and the end of `submit --wait` / `demo`.
 fn report_line(r: &crate::queue::JobReport) -> String {
     format!(
-        "\n  {} questions: {} answered ({} library matches), {} need review ({} abstained), {} not applicable, {} repeats answered once\n  {} LLM calls ({:.2}/question; {}), {} embedding calls, {} prompt + {} output tokens, {:.1} s",
+        "\n  {} questions: {} written into the file, {} drafted for review, {} abstained; {} answered ({} library matches), {} need review, {} not applicable, {} repeats answered once\n  {} LLM calls ({:.2}/question; {}), {} embedding calls, {} prompt + {} output tokens, {:.1} s",
         r.questions,
+        r.written,
+        r.drafted,
+        r.abstained,
         r.answered,
         r.library_matches,
         r.needs_review,
-        r.abstained,
         r.not_applicable,
         r.copies,
         r.llm_calls_total,
@@ -1313,14 +1323,16 @@ pub async fn fill(
 
 fn print_summary(s: &FillSummary, output: &Path, review: &Path) {
     println!(
-        "{} questions: {} answered ({} from the answer library), {} need review ({} without evidence), {} not applicable, {} failed\n{} LLM calls ({:.2} per question: {} classify, {} relevance, {} answer), {} repeated questions answered once, {:.1} s\nfilled workbook: {}\nreview workbook: {}",
+        "{} questions: {} written into the file, {} drafted for review, {} abstained (no evidence), {} not applicable, {} failed; {} answered ({} from the answer library), {} need review\n{} LLM calls ({:.2} per question: {} classify, {} relevance, {} answer), {} repeated questions answered once, {:.1} s\nfilled workbook: {}\nreview workbook: {}",
         s.questions,
-        s.answered,
-        s.library_matches,
-        s.needs_review,
+        s.written,
+        s.drafted,
         s.abstained,
         s.not_applicable,
         s.failed,
+        s.answered,
+        s.library_matches,
+        s.needs_review,
         s.llm_calls,
         s.llm_calls_per_question,
         s.calls.classify,

@@ -173,6 +173,12 @@ pub struct JobReport {
     pub questions: u64,
     /// Answered without a flag (library and high bands).
     pub answered: u64,
+    /// Rows whose answer was written into the customer's file.
+    #[serde(default)]
+    pub written: u64,
+    /// Rows with a draft in the review workbook only (not written, not abstained).
+    #[serde(default)]
+    pub drafted: u64,
     pub library_matches: u64,
     pub needs_review: u64,
     /// Left unanswered for lack of evidence (also counted in `needs_review`).
@@ -228,6 +234,8 @@ impl JobReport {
         FillSummary {
             questions: self.questions as usize,
             answered: self.answered as usize,
+            written: self.written as usize,
+            drafted: self.drafted as usize,
             library_matches: self.library_matches as usize,
             needs_review: self.needs_review as usize,
             abstained: self.abstained as usize,
@@ -1144,8 +1152,10 @@ impl RfpQueue {
             .map_err(|e| QueueError::Damaged(id.into(), e.to_string()))?;
         let c = &outcome.calls;
         let t = &outcome.time;
-        let counters: [(&str, u64); 14] = [
+        let counters: [(&str, u64); 16] = [
             (outcome.status.counter(), 1),
+            ("written", u64::from(outcome.written)),
+            ("drafted", u64::from(outcome.drafted())),
             (
                 "library_matches",
                 u64::from(outcome.band == Some(crate::pipeline::Band::Library)),
@@ -1504,6 +1514,8 @@ impl RfpQueue {
                 JobReport {
                     questions,
                     answered: num("answered"),
+                    written: num("written"),
+                    drafted: num("drafted"),
                     library_matches: num("library_matches"),
                     needs_review: num("needs_review"),
                     abstained: num("abstained"),

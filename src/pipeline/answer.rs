@@ -58,11 +58,15 @@ fn citation_labels(n: usize) -> Vec<String> {
 }
 
 /// The output schema for a question's slots, then the `evidence` field (one of the
-/// `sources` citation labels, or `insufficient`) when there are sources.
-pub fn answer_schema(slots: &[AnswerSlot], sources: usize) -> Value {
+/// `sources` citation labels, or `insufficient`) when there are sources. Without `with_text`
+/// text slots are left out: their text is built from the cited passage instead.
+pub fn answer_schema(slots: &[AnswerSlot], sources: usize, with_text: bool) -> Value {
     let mut props = Map::new();
     let mut required: Vec<String> = Vec::new();
     for (key, s) in slot_keys(slots).into_iter().zip(slots) {
+        if s.kind == SlotKind::Text && !with_text {
+            continue;
+        }
         let p = match s.kind {
             SlotKind::Choice | SlotKind::Mark => json!({"type": "string", "enum": s.choices}),
             // minLength 1: an empty explanation is a schema failure (repaired by the router),
@@ -106,12 +110,13 @@ pub struct PromptContext {
 
 /// The chat messages for one question; `evidence_chars` caps the evidence text, shared evenly.
 /// The system prompt never changes and the evidence comes before the question, so a server
-/// can reuse the cached prefix.
+/// can reuse the cached prefix. `with_text`: the reply writes the text slots too.
 pub fn prompt(
     q: &QuestionRow,
     evidence: &[Hit],
     evidence_chars: usize,
     ctx: &PromptContext,
+    with_text: bool,
 ) -> Vec<ChatMessage> {
     let mut user = String::new();
     if evidence.is_empty() {
@@ -153,6 +158,7 @@ pub fn prompt(
         }
     }
     if let Some(language) = ctx.language
+        && with_text
         && q.slots.iter().any(|s| s.kind == SlotKind::Text)
     {
         user.push_str(&format!("Write the text in {language}.\n"));
@@ -347,7 +353,7 @@ mod tests {
     #[test]
     fn schema_and_reply_use_header_keys() {
         let s = slots();
-        let schema = answer_schema(&s, 2);
+        let schema = answer_schema(&s, 2, true);
         assert_eq!(schema["properties"]["status"]["enum"][2], "N/A");
         assert_eq!(schema["required"][2], EVIDENCE_KEY);
         assert_eq!(schema["properties"]["evidence"]["enum"][2], INSUFFICIENT);
@@ -370,7 +376,16 @@ mod tests {
         .unwrap();
         assert_eq!(r.values, vec![None, None]);
         assert!(r.insufficient && r.cited.is_none());
-        assert!(answer_schema(&s, 0)["properties"].get("evidence").is_none());
+        assert!(
+            answer_schema(&s, 0, true)["properties"]
+                .get("evidence")
+                .is_none()
+        );
+        assert!(
+            answer_schema(&s, 1, false)["properties"]
+                .get("comment")
+                .is_none()
+        );
         assert!(parse_reply("no json here", &s, "Q?").is_err());
         assert_eq!(
             clean_text(
@@ -404,7 +419,7 @@ mod tests {
             header: "Review date".into(),
         };
         let s = vec![mark, date];
-        let schema = answer_schema(&s, 1);
+        let schema = answer_schema(&s, 1, true);
         assert_eq!(
             schema["properties"]["consensus_assessment_answers"]["enum"][2],
             "Not Applicable"
@@ -437,7 +452,7 @@ mod tests {
             parent: Some(("Do you encrypt data?".into(), Some("Yes".into()))),
             language: Some("French"),
         };
-        let user = &prompt(&q, &[], 900, &ctx)[1].content;
+        let user = &prompt(&q, &[], 900, &ctx, true)[1].content;
         assert_eq!(user.matches("</question>").count(), 1);
         assert!(user.contains("<parent_question>Do you encrypt data?</parent_question>"));
         assert!(user.contains("<parent_answer>Yes</parent_answer>"));

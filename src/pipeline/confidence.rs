@@ -27,8 +27,10 @@ impl Band {
     }
 }
 
-/// What the confidence of a generated answer is computed from.
-#[derive(Debug, Clone, Default)]
+/// What the confidence of a generated answer is computed from (kept with the row, so a
+/// reviewer or an auditor can see why it got its band).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Signals {
     /// Cosine similarity of the question and the cited source (the best source when the
     /// model cited none).
@@ -43,6 +45,16 @@ pub struct Signals {
     pub missing_choice: bool,
     /// A text slot was left empty (the model's text was unusable).
     pub missing_text: bool,
+    /// The model's own probability of the choice it made (when the backend gave it).
+    pub choice_probability: Option<f32>,
+    /// The choice says the opposite of the sentence it rests on ("Yes" from "we do not…").
+    pub polarity_conflict: bool,
+    /// Generated text that its source does not support.
+    pub text_unsupported: bool,
+    /// The choice the supporting sentence's polarity points at (affirms → Yes, denies → No,
+    /// not applicable → N/A), when the slot has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentence_choice: Option<String>,
 }
 
 /// Confidence of a library match: 0.9 at the threshold up to 1.0 for the same question.
@@ -51,10 +63,21 @@ pub fn library(similarity: f32, threshold: f32) -> f32 {
     (0.9 + 0.1 * ((similarity - threshold) / span)).clamp(0.9, 1.0)
 }
 
-/// Confidence of a generated answer, 0..1.
+/// Confidence of a generated answer, 0..1. `source_similarity` is the similarity of the
+/// question and the sentence the answer rests on: 0.45 (the support floor) gives 0.35, 0.75
+/// gives 0.8; the model's own choice probability scales it (a coin toss between three
+/// options halves it).
 pub fn generated(s: &Signals) -> f32 {
-    // A source at cosine 0.30 (the evidence floor) gives 0.35; 0.80 gives 0.95.
-    let mut c = (0.35 + (s.source_similarity - 0.30) * 1.2).clamp(0.2, 0.95);
+    let mut c = (0.35 + (s.source_similarity - 0.45) * 1.5).clamp(0.1, 0.95);
+    if let Some(p) = s.choice_probability {
+        c *= 0.25 + 0.75 * p.clamp(0.0, 1.0);
+    }
+    if s.polarity_conflict {
+        c *= 0.5;
+    }
+    if s.text_unsupported {
+        c *= 0.5;
+    }
     if !s.cited {
         c *= 0.8;
     }
@@ -97,7 +120,17 @@ mod tests {
             ..Default::default()
         };
         let c = generated(&strong);
-        assert!(c > 0.85, "{c}");
+        assert!(c > 0.75, "{c}");
+        let unsure = Signals {
+            choice_probability: Some(0.4),
+            ..strong.clone()
+        };
+        assert!(generated(&unsure) < 0.6 * c);
+        let conflict = Signals {
+            polarity_conflict: true,
+            ..strong.clone()
+        };
+        assert_eq!(band(generated(&conflict), 0.6), Band::Review);
         assert_eq!(band(c, 0.6), Band::High);
         let weak = Signals {
             source_similarity: 0.35,
@@ -109,7 +142,7 @@ mod tests {
         let repaired = Signals {
             repaired: true,
             missing_choice: true,
-            ..strong
+            ..strong.clone()
         };
         assert!(generated(&repaired) < 0.5 * c);
         let no_text = Signals {

@@ -8,16 +8,18 @@ pub mod answer;
 pub mod classify;
 pub mod confidence;
 pub mod context;
+pub mod decide;
 pub mod dedup;
 pub mod library;
 pub mod plan;
 pub mod retrieve;
+pub mod support;
 
 pub use confidence::Band;
 pub use plan::{Plan, PlannedRow};
 
 use crate::kb::{Hit, KnowledgeBase};
-use crate::router::config::Task;
+use crate::router::config::{Task, WriteDrafts};
 use crate::router::{CallRecord, Router};
 use crate::workbook::review::{ReviewReport, ReviewRow, UsageLine, write_review_report};
 use crate::workbook::{CellRef, CellWrite, QuestionRow, WorkbookError};
@@ -238,6 +240,19 @@ pub struct RowOutcome {
     /// The worker that wrote the checkpoint (`host:pid:boot-id`; none in-process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The row's values go into the customer's file (a trusted answer, or any draft under
+    /// `write_drafts: cells`); otherwise they are a draft in the review workbook only.
+    #[serde(default)]
+    pub written: bool,
+    /// The knowledge-base version the row was answered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kb_version: Option<String>,
+    /// The hash of the router configuration that answered the row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// What a generated answer's confidence was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<confidence::Signals>,
 }
 
 /// What the pipeline needs: the router, optionally a knowledge base, and embeddings computed
@@ -369,7 +384,39 @@ impl RowOutcome {
             calls: CallTally::default(),
             time: RowTimes::default(),
             worker: None,
+            written: false,
+            kb_version: None,
+            config_hash: None,
+            signals: None,
         }
+    }
+
+    /// A trusted answer: from the answer library or in the `high` band, not flagged.
+    pub fn trusted(&self) -> bool {
+        self.status == RowStatus::Answered
+            && matches!(self.band, Some(Band::Library) | Some(Band::High))
+    }
+
+    /// A draft with at least one value that is not written into the customer's file.
+    pub fn drafted(&self) -> bool {
+        !self.written && !self.abstained && !self.values.is_empty()
+    }
+
+    /// Whether a copy can keep its first copy's `written`: it has values and, unless its
+    /// first copy was written as a draft (`write_drafts: cells`), it is still trusted.
+    fn trusted_or_drafts_written(&self, first: &RowOutcome) -> bool {
+        !self.values.is_empty() && (self.trusted() || !first.trusted())
+    }
+
+    /// Decides whether the row's values go into the customer's file under `policy`.
+    pub fn decide_written(&mut self, policy: WriteDrafts) {
+        self.written = !self.values.is_empty()
+            && match policy {
+                WriteDrafts::ReviewOnly => self.trusted(),
+                WriteDrafts::Cells => {
+                    matches!(self.status, RowStatus::Answered | RowStatus::NeedsReview)
+                }
+            };
     }
 
     /// The outcome of a question row that could not be answered, with the reason.
@@ -461,6 +508,10 @@ pub async fn answer_planned(
     let started_ms = crate::now_ms();
     let started = Instant::now();
     let mut out = answer_row(ctx, plan, index, parent).await;
+    out.decide_written(
+        plan.write_drafts
+            .unwrap_or(ctx.router.config().answering.write_drafts),
+    );
     out.time.started_ms = started_ms;
     out.time.total_ms = ms_since(started);
     out
@@ -476,6 +527,8 @@ async fn answer_row(
     let row = &plan.rows[index];
     let q = &row.question;
     let mut out = RowOutcome::new(q, row.kind);
+    out.config_hash = Some(ctx.router.config_hash().to_string());
+    out.kb_version = ctx.kb.as_ref().map(|kb| kb.version().to_string());
     if let Some(n) = &row.kind_note {
         out.note = Some(n.clone());
     }
@@ -585,116 +638,7 @@ async fn answer_row(
             ),
         );
     }
-    let budget = ctx
-        .router
-        .config()
-        .parameters(Task::Answer)
-        .evidence_chars
-        .unwrap_or(answer::DEFAULT_EVIDENCE_CHARS);
-    let messages = answer::prompt(q, &evidence, budget, &prompt_ctx);
-    let schema = answer::answer_schema(&q.slots, evidence.len());
-    let t = Instant::now();
-    let answered = ctx
-        .router
-        .chat(Task::Answer, &messages, Some(&schema))
-        .await;
-    out.time.llm_ms += ms_since(t);
-    let (reply, record) = match answered {
-        Ok(r) => r,
-        Err(e) => {
-            out.calls.failed += 1;
-            return out.failed(e.to_string());
-        }
-    };
-    out.calls.add(Task::Answer, &record);
-    out.model = format!("{}:{}", record.provider, record.model);
-    let parsed = match answer::parse_reply(&reply.text, &q.slots, &q.text) {
-        Ok(v) => v,
-        Err(e) => return out.failed(e),
-    };
-    let cited = parsed.cited.filter(|c| *c < evidence.len());
-    let mut order: Vec<usize> = (0..evidence.len()).collect();
-    if let Some(c) = cited {
-        order.retain(|&i| i != c);
-        order.insert(0, c);
-    }
-    out.sources = order
-        .iter()
-        .map(|&i| source_line(&evidence[i], Some(i) == cited))
-        .collect();
-    if parsed.insufficient {
-        return abstain(
-            out,
-            "insufficient evidence: the model found no source that supports an answer".into(),
-        );
-    }
-    let text_answer: Option<String> = q
-        .slots
-        .iter()
-        .zip(&parsed.values)
-        .find(|(s, v)| s.kind == crate::workbook::SlotKind::Text && v.is_some())
-        .and_then(|(_, v)| v.clone());
-    let empty_texts = q
-        .slots
-        .iter()
-        .zip(&parsed.values)
-        .filter(|(s, v)| s.kind == crate::workbook::SlotKind::Text && v.is_none())
-        .count();
-    let all_choices = out.apply(q, parsed.values);
-    let source = &evidence[cited.unwrap_or(0)];
-    // Agreement: the written explanation against the cited source (one embedding call).
-    let mut agreement = None;
-    if let (Some(text), Some(source_vec)) = (&text_answer, kb.vector(source.id)) {
-        let t = Instant::now();
-        let embedded = ctx.router.embed(std::slice::from_ref(text)).await;
-        out.time.embed_ms += ms_since(t);
-        match embedded {
-            Ok((v, record)) => {
-                out.calls.add(Task::Embed, &record);
-                agreement = v.first().map(|v| crate::kb::search::cosine(v, &source_vec));
-            }
-            Err(e) => out.add_note(format!("agreement not measured: {e}")),
-        }
-    }
-    let signals = confidence::Signals {
-        source_similarity: source.vector_score,
-        cited: cited.is_some(),
-        agreement,
-        repaired: record.repairs > 0,
-        missing_choice: !all_choices,
-        missing_text: empty_texts > 0,
-    };
-    out.confidence = confidence::generated(&signals);
-    let band = confidence::band(out.confidence, cfg.review_threshold);
-    out.band = Some(band);
-    if !all_choices {
-        out.add_note("a choice cell got no legal value and was left empty");
-    }
-    if empty_texts > 0 {
-        out.add_note("the explanation was unusable (no words left after cleaning) and left empty");
-    }
-    if cited.is_none() {
-        out.add_note("the model cited no source");
-    }
-    if let Some(a) = agreement
-        && a < 0.3
-    {
-        out.add_note(format!(
-            "the explanation agrees poorly with its source ({a:.2})"
-        ));
-    }
-    out.status = if band == Band::Review || out.values.is_empty() {
-        RowStatus::NeedsReview
-    } else {
-        RowStatus::Answered
-    };
-    if out.status == RowStatus::NeedsReview && out.note.is_none() {
-        out.add_note(format!(
-            "confidence {:.2} is below the review threshold {:.2}",
-            out.confidence, cfg.review_threshold
-        ));
-    }
-    out
+    decide::decide(&ctx.router, q, evidence, bare, &prompt_ctx, out).await
 }
 
 /// Ends a row without an answer: choice slots stay empty and the reason goes to the reviewer.
@@ -738,6 +682,10 @@ pub fn copy_outcome(plan: &Plan, index: usize, answered: &RowOutcome) -> RowOutc
         out.add_note("the answer does not fit this copy's answer cells");
     }
     out.add_note(format!("answered once for {} ({how})", answered.location()));
+    // The first copy's decision, unless this copy's own cells could not take the answer.
+    out.written = answered.written && out.trusted_or_drafts_written(answered);
+    out.kb_version = answered.kb_version.clone();
+    out.config_hash = answered.config_hash.clone();
     out
 }
 
@@ -826,6 +774,7 @@ pub fn assemble_with(
     let started = Instant::now();
     let writes: Vec<CellWrite> = outcomes
         .iter()
+        .filter(|o| o.written)
         .flat_map(|o| {
             o.values.iter().map(|v| CellWrite {
                 sheet: o.sheet.clone(),
@@ -916,6 +865,12 @@ pub struct FillSummary {
     pub questions: usize,
     /// Answered without a flag (library and high bands).
     pub answered: usize,
+    /// Rows whose answer was written into the customer's file.
+    #[serde(default)]
+    pub written: usize,
+    /// Rows with a draft in the review workbook only (not written, not abstained).
+    #[serde(default)]
+    pub drafted: usize,
     pub library_matches: usize,
     pub needs_review: usize,
     /// Left unanswered for lack of evidence (counted in `needs_review` too).
@@ -972,6 +927,8 @@ impl FillSummary {
             if o.abstained {
                 s.abstained += 1;
             }
+            s.written += usize::from(o.written);
+            s.drafted += usize::from(o.drafted());
             if o.same_as.is_some() {
                 s.copies += 1;
             }
@@ -1016,6 +973,8 @@ impl FillSummary {
         let figures = [
             ("Questions", self.questions as f64),
             ("Answered", self.answered as f64),
+            ("Written into the file", self.written as f64),
+            ("Drafted for review", self.drafted as f64),
             ("Library matches", self.library_matches as f64),
             ("Needs review", self.needs_review as f64),
             ("Abstained (no evidence)", self.abstained as f64),

@@ -40,6 +40,10 @@ pub struct Plan {
     /// How long `build` took (milliseconds).
     #[serde(default)]
     pub build_ms: u64,
+    /// The job's own `write_drafts` (from `--write-drafts` at submit or fill); `None`: the
+    /// answering worker's config decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_drafts: Option<crate::router::config::WriteDrafts>,
 }
 
 impl Plan {
@@ -112,6 +116,7 @@ impl Plan {
             calls,
             warnings,
             build_ms: started.elapsed().as_millis() as u64,
+            write_drafts: None,
         }
     }
 
@@ -228,6 +233,7 @@ mod tests {
             calls: CallTally::default(),
             warnings: vec![],
             build_ms: 0,
+            write_drafts: None,
         };
         assert_eq!(plan.groups(), vec![vec![0, 5], vec![1, 2, 3]]);
         assert_eq!(plan.batch_ranges(2), vec![(0, 4), (4, 6)]);

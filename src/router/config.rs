@@ -327,6 +327,20 @@ pub struct ModelConfig {
     /// Embedding models: expected vector length (replies of another length are invalid).
     #[serde(default)]
     pub dimensions: Option<usize>,
+    /// How this model's answers get their free text: `generated` (the model writes it, and
+    /// the pipeline checks it against the cited source) or `extractive` (built from the cited
+    /// passage's sentences closest to the question; the model only decides choices and the
+    /// citation). Default: extractive for the embedded provider, generated otherwise.
+    #[serde(default)]
+    pub text: Option<TextMode>,
+}
+
+/// How an answer's free text is produced (`text:` of a model entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextMode {
+    Generated,
+    Extractive,
 }
 
 impl ModelConfig {
@@ -413,6 +427,46 @@ pub struct AnsweringConfig {
     pub duplicate_similarity: f32,
     /// Ambiguous rows sent to the classifier per call (with their neighbours as context).
     pub classify_window: usize,
+    /// A row whose best evidence sentence is less similar (cosine) to the question than this
+    /// abstains: no retrieved passage addresses it.
+    pub min_support: f32,
+    /// Generated text must share at least this share of its content words with its source.
+    pub min_text_overlap: f32,
+    /// Generated text must be at least this similar (cosine) to its source.
+    pub min_text_agreement: f32,
+    /// Where an untrusted draft (band `review`) goes: the review workbook only (default), or
+    /// the customer's cells too (the behaviour before drafts were kept apart).
+    pub write_drafts: WriteDrafts,
+}
+
+/// Where a draft that is not trusted (band `review`) is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteDrafts {
+    /// Only `library` and `high` answers go into the customer's file; drafts go to the review
+    /// workbook, with their sources and the reason they need review.
+    #[default]
+    ReviewOnly,
+    /// Every draft with a value is written into the customer's cells as well.
+    Cells,
+}
+
+impl WriteDrafts {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteDrafts::ReviewOnly => "review_only",
+            WriteDrafts::Cells => "cells",
+        }
+    }
+
+    /// `review_only` or `cells` (as the config and `--write-drafts` spell them).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "review_only" | "review-only" => Some(WriteDrafts::ReviewOnly),
+            "cells" => Some(WriteDrafts::Cells),
+            _ => None,
+        }
+    }
 }
 
 impl Default for AnsweringConfig {
@@ -426,6 +480,10 @@ impl Default for AnsweringConfig {
             relevance_check: false,
             duplicate_similarity: 0.95,
             classify_window: 8,
+            min_support: 0.45,
+            min_text_overlap: 0.5,
+            min_text_agreement: 0.5,
+            write_drafts: WriteDrafts::ReviewOnly,
         }
     }
 }
@@ -488,6 +546,9 @@ impl AnsweringConfig {
             ("min_evidence_score", self.min_evidence_score),
             ("evidence_drop", self.evidence_drop),
             ("duplicate_similarity", self.duplicate_similarity),
+            ("min_support", self.min_support),
+            ("min_text_overlap", self.min_text_overlap),
+            ("min_text_agreement", self.min_text_agreement),
         ];
         for (name, v) in unit {
             if !(0.0..=1.0).contains(&v) {
@@ -509,6 +570,15 @@ impl AnsweringConfig {
 }
 
 impl RouterConfig {
+    /// A short content hash of the whole configuration (12 hex digits of a sha256 over its
+    /// parsed form): the same settings give the same hash, so an answer records which
+    /// configuration produced it. It names env vars, never their values.
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{self:?}").as_bytes());
+        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Loads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

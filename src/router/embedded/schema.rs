@@ -553,7 +553,7 @@ mod tests {
             slot(SlotKind::Text, &[], 4),
             slot(SlotKind::Date, &[], 5),
         ];
-        let schema = crate::pipeline::answer::answer_schema(&slots, 3);
+        let schema = crate::pipeline::answer::answer_schema(&slots, 3, true);
         let fields = parse(&schema).expect("the embedded model can answer every slot kind");
         assert_eq!(fields.len(), 5);
         assert_eq!(fields[4].name, crate::pipeline::answer::EVIDENCE_KEY);
