@@ -1673,7 +1673,8 @@ def load_vsaq():
         print(f"note: {VSAQ_DIR} not found; VSAQ origins not checked", file=sys.stderr)
         return None
     import importlib.util
-    spec = importlib.util.spec_from_file_location("vsaqfx", ROOT / "scripts" / "make-vsaq-fixture.py")
+    spec = importlib.util.spec_from_file_location(
+        "vsaqfx", ROOT / "scripts" / "make-vsaq-fixture.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = {}
@@ -1688,7 +1689,7 @@ def load_vsaq():
             for c in it.get("choices", []):
                 cid, text = next(iter(c.items()))
                 out.setdefault((bank, cid), mod.clean(text))
-                # Anonymous radiogroups are named by their choices' common prefix.
+            # Anonymous radiogroups are named by their choices' common prefix.
             if it.get("type") == "radiogroup" and not it.get("id"):
                 rid = mod.common_prefix(mod.choice_ids(it)).rstrip("_")
                 out.setdefault((bank, rid), mod.clean(it.get("text")))
@@ -1767,15 +1768,23 @@ def main():
     assert 35 <= pn <= 45 and 0.25 <= (pans["No"] + pans["N/A"]) / pn <= 0.35, pans
 
     words = {name: sum(len(t.split()) for t in doc_texts(name)) for name in DOCS}
+    kinds = [origins[r["question"]] for r in main_rows]
+    origin_counts = ", ".join(f"{k} {label}" for k, label in (
+        (sum(o.startswith("VSAQ") and o.endswith("(verbatim)") for o in kinds),
+         "VSAQ verbatim"),
+        (sum(o.startswith("VSAQ") and o.endswith("(edited)") for o in kinds), "VSAQ edited"),
+        (sum(o.startswith("Azure") for o in kinds), "Azure checklist statements"),
+        (sum(o.startswith("rfpq") for o in kinds), "written for rfpq")))
     (OUT / "SOURCE.md").write_text(source_md(words, (n, ans, basis), (dn, dans, dbasis),
-                                             (pn, pans)), encoding="utf-8", newline="\n")
+                                             (pn, pans), origin_counts),
+                                   encoding="utf-8", newline="\n")
     for label, (k, a, b) in (("questionnaire", (n, ans, basis)), ("demo", (dn, dans, dbasis))):
         print(f"{label}: {k} rows; " + ", ".join(f"{c} {pct(a[c], k)}" for c in CHOICES) + "; "
               + ", ".join(f"{x} {pct(b[x], k)}" for x in b))
     print(f"past questionnaire: {pn} rows; " + ", ".join(f"{c} {pct(pans[c], pn)}" for c in CHOICES))
 
 
-def source_md(words, main, demo, past):
+def source_md(words, main, demo, past, origin_counts):
     def table(stats):
         k, a, b = stats
         return (f"| {k} | " + " | ".join(pct(a[c], k) for c in CHOICES) + " | "
@@ -1859,6 +1868,9 @@ with `row` the 1-based worksheet row and:
 |---|---|---|---|---|---|---|---|
 | `questionnaire.xlsx` | {table(main)[2:]}
 | `demo-questionnaire.xlsx` | {table(demo)[2:]}
+
+Question wording of `questionnaire.xlsx`: {origin_counts}. The demo questionnaire's wording
+is all written for rfpq.
 
 `past-questionnaire.xlsx`: {pk} answered rows; Yes {pct(pa["Yes"], pk)}, No {pct(pa["No"], pk)},
 N/A {pct(pa["N/A"], pk)}.
