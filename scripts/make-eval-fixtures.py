@@ -1051,7 +1051,7 @@ MAIN = [
           "Database access goes through the Django ORM; raw SQL is only allowed through "
           "parameterised queries, and string concatenation must never be used to build a query."),
         D("Horizontal access control: does the application ensure isolation between users of the "
-          "same role, so that a user cannot access another user's or another customer's data?",
+          "same role, so that the users of one customer cannot access another customer's data?",
           V(WEB, "application_authz_horizontal", "edited"), "Yes", SDP,
           "Every database query is scoped to the customer's workspace, and automated tests check "
           "that users of one workspace cannot read another workspace's data."),
