@@ -724,7 +724,7 @@ def render_pdf(name):
 # Past questionnaire (answered last year; CC0, written for rfpq)
 # ============================================================================================
 
-PAST_TITLE = "Kestrel Analytics Ltd - Customer Security Questionnaire (answered September 2024)"
+PAST_TITLE = "Kestrel Analytics - Customer Security Questionnaire (answered September 2024)"
 PAST = [
     ("Governance", [
         ("GOV-01", "Do you have a documented information security policy that has been approved by "
@@ -1847,6 +1847,13 @@ list validation Yes/No/N/A: on the new and demo questionnaires it points to a hi
 sheet (`Lists!$A$1:$A$3`), on the past questionnaire it is inline (`"Yes,No,N/A"`). IDs are
 `1.01`, `1.02`, ... (section.row) on the new questionnaire, `Q01`, `Q02`, ... on the demo and
 `GOV-01`-style on the past questionnaire (no ID is shared between the sets).
+
+How `rfpq inspect` reads the filled copies (`truth.xlsx`, `demo-truth.xlsx`,
+`past-questionnaire.xlsx`): a "Yes" in the Answer column is the dropdown's first value, which
+detection treats as an untouched default, so "Yes" rows are listed as questions with a choice
+slot; "No"/"N/A" rows have every answer cell filled and are listed as `no_answer_cell` rows with
+prefilled cells. `rfpq eval` and the answer library read both kinds, so every question row
+counts.
 
 ### truth.jsonl / demo-truth.jsonl
 
