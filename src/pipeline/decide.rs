@@ -74,7 +74,8 @@ async fn rank_sentences(
 ) -> Result<Vec<Sentence>, String> {
     let mut found: Vec<Sentence> = Vec::new();
     for (hit, h) in evidence.iter().enumerate() {
-        for (pos, text) in support::sentences(&h.text).into_iter().enumerate() {
+        let body = support::without_heading(&h.text, h.heading.as_deref());
+        for (pos, text) in support::sentences(&body).into_iter().enumerate() {
             if found.len() < MAX_SENTENCES {
                 found.push(Sentence {
                     hit,

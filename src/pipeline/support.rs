@@ -108,6 +108,28 @@ fn push_sentence(out: &mut Vec<String>, s: String) {
     }
 }
 
+/// A chunk's text without the Markdown heading it may start with: chunks begin with their
+/// heading line ("# Encryption"), sometimes run into the first sentence when the chunker
+/// joined lines; `heading` is the chunk's heading path, whose last part is cut there.
+pub fn without_heading(text: &str, heading: Option<&str>) -> String {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('#') {
+        return text.to_string();
+    }
+    let rest = trimmed.trim_start_matches('#').trim_start();
+    let last = heading
+        .and_then(|h| h.rsplit(['>', '›']).next())
+        .map(str::trim)
+        .unwrap_or("");
+    if !last.is_empty()
+        && let Some(after) = rest.strip_prefix(last)
+    {
+        return after.trim_start().to_string();
+    }
+    // Unknown heading: keep the line (its words join the first sentence) without the marks.
+    rest.to_string()
+}
+
 /// Words that carry no content for overlap (English function words and questionnaire filler).
 const STOP_WORDS: &[&str] = &[
     "a",
@@ -296,6 +318,17 @@ mod tests {
                 "Note: e.g. SSO covers most apps in use.",
             ]
         );
+    }
+
+    #[test]
+    fn a_heading_run_into_the_text_is_cut() {
+        let t = "# Encryption All customer data is encrypted at rest with AES-256.";
+        assert_eq!(
+            without_heading(t, Some("Policy > Encryption")),
+            "All customer data is encrypted at rest with AES-256."
+        );
+        assert_eq!(sentences(&without_heading(t, Some("Encryption"))).len(), 1);
+        assert_eq!(without_heading("Plain text.", Some("X")), "Plain text.");
     }
 
     #[test]
