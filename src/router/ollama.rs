@@ -134,6 +134,7 @@ impl Ollama {
                 .get("done_reason")
                 .and_then(|d| d.as_str())
                 .map(str::to_string),
+            ..Default::default()
         })
     }
 

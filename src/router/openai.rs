@@ -84,6 +84,7 @@ impl OpenAi {
                 .pointer("/choices/0/finish_reason")
                 .and_then(|f| f.as_str())
                 .map(str::to_string),
+            ..Default::default()
         })
     }
 
