@@ -1,7 +1,8 @@
 //! Anthropic Messages API: `POST /v1/messages` with `x-api-key` and `anthropic-version`,
 //! top-level `system`, required `max_tokens`, SSE events to `message_stop`, `event: error`
 //! inside a 200 stream, and JSON output through one forced tool call. `GET /v1/models` for
-//! health. Anthropic has no embeddings. Does not retry.
+//! health. Anthropic has no embeddings and no token log-probabilities (`choice_probs` stays
+//! empty). Does not retry.
 
 use super::config::ProviderConfig;
 use super::error::{FailureKind, ProviderError, classify_stream_error};
@@ -111,6 +112,7 @@ impl Anthropic {
                 .get("stop_reason")
                 .and_then(|s| s.as_str())
                 .map(str::to_string),
+            ..Default::default()
         })
     }
 }

@@ -221,6 +221,11 @@ pub struct ProviderConfig {
     /// OpenAI-compatible only: `max_tokens` (default, local servers) or `max_completion_tokens`.
     #[serde(default)]
     pub max_tokens_param: Option<String>,
+    /// Ollama and OpenAI-compatible: ask for token log-probabilities (`logprobs`,
+    /// `top_logprobs`) on structured calls whose schema has enum fields, to fill
+    /// `ChatResponse::choice_probs` (default true). `false` never sends them.
+    #[serde(default = "yes")]
+    pub logprobs: bool,
     /// Anthropic only: the `anthropic-version` header (default 2023-06-01).
     #[serde(default)]
     pub anthropic_version: Option<String>,

@@ -113,6 +113,7 @@ impl LocalModels {
                 prompt_tokens: c.prompt_tokens,
                 eval_tokens: c.eval_tokens,
                 done_reason: None,
+                choice_probs: c.choice_probs,
             })
         })
         .await

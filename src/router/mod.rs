@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod layers;
 pub mod local;
+pub mod logprobs;
 pub mod ollama;
 pub mod openai;
 pub mod provider;

@@ -1,12 +1,15 @@
 //! Ollama native API: `/api/chat` (NDJSON stream or one object; `format` schema,
 //! `options.num_ctx`/`num_predict`/`temperature`, `keep_alive`), `/api/embed` (batched),
 //! `/api/tags`, `/api/show`, `/api/pull` (streamed progress) and warm-up loads.
-//! Detects silent truncation (`prompt_eval_count` ≈ `num_ctx`). Does not retry or time out by
-//! itself beyond the deadlines it is given.
+//! Detects silent truncation (`prompt_eval_count` ≈ `num_ctx`). A schema with enum fields also
+//! asks for `logprobs` / `top_logprobs` (unless the provider's `logprobs: false`; Ollama before
+//! v0.12.11 ignores them), read from each chunk's `logprobs[]` into `choice_probs` (see
+//! `logprobs`). Does not retry or time out by itself beyond the deadlines it is given.
 
 use super::config::ProviderConfig;
 use super::error::{FailureKind, ProviderError, classify_stream_error};
 use super::http::{Auth, HttpBase, Lines, count, is_stream, parse_chunk, read_json};
+use super::logprobs::{TOP_LOGPROBS, TokenLogprobs, enum_fields};
 use super::provider::{
     CallMeter, ChatCall, ChatResponse, Deadlines, EmbedCall, EmbedResponse, Provider,
 };
@@ -29,6 +32,8 @@ pub struct Ollama {
     keep_alive: Option<String>,
     /// Fixed `num_ctx` per model (never varied: a change reloads the model).
     num_ctx: HashMap<String, u32>,
+    /// Ask for logprobs on calls whose schema has enum fields.
+    logprobs: bool,
 }
 
 /// One progress line of `/api/pull`.
@@ -64,6 +69,7 @@ impl Ollama {
             stream: cfg.stream,
             keep_alive: cfg.keep_alive.clone(),
             num_ctx,
+            logprobs: cfg.logprobs,
         })
     }
 
@@ -83,6 +89,11 @@ impl Ollama {
         if let Some(schema) = call.req.json_schema {
             body["format"] = schema.clone();
         }
+        let fields = call.req.json_schema.map(enum_fields).unwrap_or_default();
+        if self.logprobs && !fields.is_empty() {
+            body["logprobs"] = json!(true);
+            body["top_logprobs"] = json!(TOP_LOGPROBS);
+        }
         if let Some(k) = &self.keep_alive {
             body["keep_alive"] = keep_alive_json(k);
         }
@@ -96,13 +107,15 @@ impl Ollama {
                 call.deadlines,
             )
             .await?;
+        let mut tokens = TokenLogprobs::default();
         let (text, last) = if is_stream(&resp) {
-            read_chat_stream(resp, call.deadlines, call.meter).await?
+            read_chat_stream(resp, call.deadlines, call.meter, &mut tokens).await?
         } else {
             let v: Value = read_json(resp, call.deadlines).await?;
             if let Some(e) = v.get("error") {
                 return Err(classify_stream_error(e));
             }
+            tokens.extend(v.get("logprobs"));
             let text = v
                 .pointer("/message/content")
                 .and_then(|c| c.as_str())
@@ -134,6 +147,7 @@ impl Ollama {
                 .get("done_reason")
                 .and_then(|d| d.as_str())
                 .map(str::to_string),
+            choice_probs: tokens.choice_probs(&fields),
         })
     }
 
@@ -288,10 +302,12 @@ fn keep_alive_json(k: &str) -> Value {
 }
 
 /// Reads an NDJSON chat stream to its `done:true` line; returns the text and that last line.
+/// Each line's `logprobs` go into `tokens`.
 async fn read_chat_stream(
     resp: reqwest::Response,
     deadlines: Deadlines,
     _meter: &CallMeter,
+    tokens: &mut TokenLogprobs,
 ) -> Result<(String, Value), ProviderError> {
     let mut lines = Lines::new(resp);
     let mut text = String::new();
@@ -325,6 +341,7 @@ async fn read_chat_stream(
             got_token |= !c.trim().is_empty();
             text.push_str(c);
         }
+        tokens.extend(v.get("logprobs"));
         if v.get("done").and_then(|d| d.as_bool()) == Some(true) {
             return Ok((text, v));
         }

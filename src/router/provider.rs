@@ -3,7 +3,7 @@
 //! Does not contain any policy or wire format itself.
 
 use super::error::ProviderError;
-use super::types::ChatMessage;
+use super::types::{ChatMessage, ChoiceProbs};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use std::sync::Mutex;
@@ -28,6 +28,22 @@ pub struct ChatResponse {
     /// `stop`, `length`, `end_turn`, … as the provider said it (normalised lower case).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub done_reason: Option<String>,
+    /// For each enum field of the requested JSON schema whose probabilities the backend gave:
+    /// the options' probabilities (normalised over the field's options, summing to 1), in the
+    /// schema's option order. Empty when the backend gives none (Anthropic, a server without
+    /// logprobs, a reply without a schema): callers must treat it as optional.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choice_probs: Vec<ChoiceProbs>,
+}
+
+impl ChatResponse {
+    /// The probability the model gave `option` of enum field `field`, when the backend said.
+    pub fn prob_of(&self, field: &str, option: &str) -> Option<f32> {
+        self.choice_probs
+            .iter()
+            .find(|c| c.field == field)
+            .and_then(|c| c.prob(option))
+    }
 }
 
 /// A provider's embedding reply.

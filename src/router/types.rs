@@ -1,4 +1,5 @@
-//! Request and response types shared by every provider behind the router.
+//! Request and response types shared by every provider behind the router: chat messages and the
+//! per-option probabilities of a structured reply's enum fields. No behaviour beyond lookups.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,5 +31,25 @@ impl ChatMessage {
             role: Role::User,
             content: content.into(),
         }
+    }
+}
+
+/// The model's probability of each option of one enum field of a structured reply, normalised
+/// over the field's options (they sum to 1), in the schema's option order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceProbs {
+    /// The schema property's name.
+    pub field: String,
+    /// `(option, probability)` for every option of the field's `enum`.
+    pub options: Vec<(String, f32)>,
+}
+
+impl ChoiceProbs {
+    /// The probability of `option`, when it is one of the field's options.
+    pub fn prob(&self, option: &str) -> Option<f32> {
+        self.options
+            .iter()
+            .find(|(o, _)| o == option)
+            .map(|(_, p)| *p)
     }
 }

@@ -8,8 +8,12 @@
 //! `prompt_eval_count`). `stop()` closes the port (connection refused), `restart()` reopens it;
 //! `Blackhole` gives an address whose connects hang (full accept queue). Every request is
 //! recorded, and so is a client closing the connection during a scripted delay
-//! (`disconnects()`, Ollama's 499). Not a general HTTP server: one request per connection
-//! unless `keep_alive()`.
+//! (`disconnects()`, Ollama's 499). A chat request asking for `logprobs` gets them in the
+//! protocol's format (OpenAI `choices[0].logprobs.content[]`, Ollama `logprobs[]`; streamed one
+//! token per chunk, tokens being runs of letters/digits or of other characters), with scripted
+//! probabilities per token (`logprobs_at`), or is refused with a 400 (`reject_logprobs`; an
+//! Ollama stub then ignores the field, as Ollama before v0.12.11 does). Not a general HTTP
+//! server: one request per connection unless `keep_alive()`.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -190,7 +194,20 @@ struct State {
     disconnects: AtomicUsize,
     dims: usize,
     keep_alive: bool,
+    logprobs: LogprobsCfg,
 }
+
+/// What the stub does with requests that ask for logprobs.
+#[derive(Debug, Clone, Default)]
+struct LogprobsCfg {
+    /// 400 naming logprobs (OpenAI-compatible, Anthropic); Ollama ignores the field.
+    reject: bool,
+    /// Per token text: its probability and the alternatives listed after it.
+    at: HashMap<String, (f64, Vec<(String, f64)>)>,
+}
+
+/// Probability of a token without a scripted one.
+const DEFAULT_TOKEN_PROB: f64 = 0.99;
 
 tokio::task_local! {
     /// Whether the connection being answered stays open for the next request.
@@ -211,9 +228,27 @@ pub struct Builder {
     capacity: Option<(usize, usize)>,
     dims: usize,
     keep_alive: bool,
+    logprobs: LogprobsCfg,
 }
 
 impl Builder {
+    /// Asked for logprobs, the stub gives token `token` probability `p` and lists
+    /// `alternatives` (token, probability) after it in `top_logprobs` (cut to the requested
+    /// count); any other token gets 0.99 and no alternatives.
+    pub fn logprobs_at(mut self, token: &str, p: f64, alternatives: &[(&str, f64)]) -> Self {
+        let alts = alternatives
+            .iter()
+            .map(|(t, q)| (t.to_string(), *q))
+            .collect();
+        self.logprobs.at.insert(token.to_string(), (p, alts));
+        self
+    }
+    /// Refuses chat requests that ask for logprobs with a 400 naming them, like a server
+    /// without logprobs support (an Ollama stub ignores the field instead, like old Ollama).
+    pub fn reject_logprobs(mut self) -> Self {
+        self.logprobs.reject = true;
+        self
+    }
     pub fn models(mut self, models: &[&str]) -> Self {
         self.models = models.iter().map(|m| m.to_string()).collect();
         self
@@ -252,6 +287,7 @@ impl Builder {
             disconnects: AtomicUsize::new(0),
             dims: self.dims,
             keep_alive: self.keep_alive,
+            logprobs: self.logprobs,
         });
         let handle = tokio::spawn(accept_loop(listener, state.clone()));
         LlmStub {
@@ -275,6 +311,7 @@ impl LlmStub {
             capacity: None,
             dims: 4,
             keep_alive: false,
+            logprobs: LogprobsCfg::default(),
         }
     }
 
@@ -635,6 +672,25 @@ fn choose(state: &State, path: &str, body: &Value) -> Step {
     if needs_model && !has_model(state, model) {
         return model_missing(state.proto, model);
     }
+    if state.logprobs.reject && body["logprobs"] == json!(true) {
+        match state.proto {
+            Proto::Ollama => {}
+            Proto::OpenAi => {
+                return Step::status(
+                    400,
+                    json!({"error": {"message": "logprobs is not supported with this model",
+                        "type": "invalid_request_error", "param": "logprobs", "code": null}}),
+                );
+            }
+            Proto::Anthropic => {
+                return anthropic_error(
+                    400,
+                    "invalid_request_error",
+                    "logprobs: Extra inputs are not permitted",
+                );
+            }
+        }
+    }
     if let Some(step) = state
         .scripts
         .lock()
@@ -790,7 +846,13 @@ async fn respond(sock: &mut TcpStream, state: &State, path: &str, req: &Value, s
                 e => e,
             }
         }
-        Step::Answer(a) => answer(sock, state.proto, path, req, a).await,
+        Step::Answer(a) => {
+            let lp = (state.proto != Proto::Anthropic
+                && !state.logprobs.reject
+                && req["logprobs"] == json!(true))
+            .then_some(&state.logprobs);
+            answer(sock, state.proto, path, req, a, lp).await
+        }
     };
     if r.as_ref()
         .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionAborted)
@@ -828,14 +890,62 @@ fn pieces(text: &str) -> Vec<String> {
     chars.chunks(4).map(|c| c.iter().collect()).collect()
 }
 
+/// The stub's tokens: runs of letters/digits and runs of other characters
+/// (`{"status": "Yes"}` → `{"`, `status`, `": "`, `Yes`, `"}`).
+fn tokens(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut last: Option<bool> = None;
+    for c in text.chars() {
+        let word = c.is_alphanumeric();
+        match out.last_mut() {
+            Some(t) if last == Some(word) => t.push(c),
+            _ => out.push(c.to_string()),
+        }
+        last = Some(word);
+    }
+    out
+}
+
+/// One token's logprobs item in the wire format (`top_logprobs` cut to what was asked for).
+fn logprob_item(proto: Proto, cfg: &LogprobsCfg, token: &str, top_n: usize) -> Value {
+    let (p, alts) = cfg
+        .at
+        .get(token)
+        .cloned()
+        .unwrap_or((DEFAULT_TOKEN_PROB, vec![]));
+    let entry = |t: &str, p: f64| json!({"token": t, "logprob": p.ln(), "bytes": t.as_bytes()});
+    let top: Vec<Value> = std::iter::once((token.to_string(), p))
+        .chain(alts)
+        .take(top_n)
+        .map(|(t, q)| entry(&t, q))
+        .collect();
+    let mut item = entry(token, p);
+    // Ollama omits an empty top_logprobs; OpenAI always sends the array.
+    if proto == Proto::OpenAi || !top.is_empty() {
+        item["top_logprobs"] = json!(top);
+    }
+    item
+}
+
 async fn answer(
     sock: &mut TcpStream,
     proto: Proto,
     path: &str,
     req: &Value,
     a: Answer,
+    logprobs: Option<&LogprobsCfg>,
 ) -> std::io::Result<()> {
     pause(sock, a.delay_headers).await?;
+    let top_n = req["top_logprobs"].as_u64().unwrap_or(0) as usize;
+    let items = |text: &str| -> Vec<Value> {
+        match logprobs {
+            Some(cfg) => tokens(text)
+                .iter()
+                .map(|t| logprob_item(proto, cfg, t, top_n))
+                .collect(),
+            None => vec![],
+        }
+    };
     // Ollama: an empty message list loads the model (warm-up).
     if proto == Proto::Ollama
         && path == "/api/chat"
@@ -863,13 +973,20 @@ async fn answer(
     if !stream {
         pause(sock, a.delay_first).await?;
         let body = match proto {
-            Proto::Ollama => json!({"model": model, "created_at": "2024-12-06T00:46:58.265747Z",
+            Proto::Ollama => {
+                let mut v = json!({"model": model, "created_at": "2024-12-06T00:46:58.265747Z",
                 "message": {"role": "assistant", "content": a.text}, "done_reason": a.done_reason.as_deref().unwrap_or("stop"), "done": true,
                 "total_duration": 2254970291u64, "load_duration": 574751416u64, "prompt_eval_count": a.prompt_tokens,
-                "prompt_eval_duration": 1502000000u64, "eval_count": a.eval_tokens, "eval_duration": 175000000u64}),
+                "prompt_eval_duration": 1502000000u64, "eval_count": a.eval_tokens, "eval_duration": 175000000u64});
+                if logprobs.is_some() {
+                    v["logprobs"] = json!(items(&a.text));
+                }
+                v
+            }
             Proto::OpenAi => json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1741569952, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text, "refusal": null},
-                             "logprobs": null, "finish_reason": a.done_reason.as_deref().unwrap_or("stop")}],
+                             "logprobs": logprobs.map(|_| json!({"content": items(&a.text), "refusal": null})),
+                             "finish_reason": a.done_reason.as_deref().unwrap_or("stop")}],
                 "usage": {"prompt_tokens": a.prompt_tokens, "completion_tokens": a.eval_tokens, "total_tokens": a.prompt_tokens + a.eval_tokens}}),
             Proto::Anthropic => {
                 let content = if tool {
@@ -923,7 +1040,13 @@ async fn answer(
         chunk(sock, &format!("data: {first}\n\n")).await?;
     }
     pause(sock, a.delay_first).await?;
-    for (i, piece) in pieces(&a.text).iter().enumerate() {
+    // Asked for logprobs, one token per chunk, as real servers stream them.
+    let chunks = if logprobs.is_some() {
+        tokens(&a.text)
+    } else {
+        pieces(&a.text)
+    };
+    for (i, piece) in chunks.iter().enumerate() {
         if a.cut_after == Some(i) {
             // Cut: no terminating chunk, connection reset.
             let _ = sock.set_zero_linger();
@@ -943,15 +1066,19 @@ async fn answer(
         }
         let line = match proto {
             Proto::Ollama => {
-                json!({"model": model, "created_at": "2023-08-04T08:52:19.385406455-07:00",
-                "message": {"role": "assistant", "content": piece}, "done": false})
-                .to_string()
-                    + "\n"
+                let mut v = json!({"model": model, "created_at": "2023-08-04T08:52:19.385406455-07:00",
+                "message": {"role": "assistant", "content": piece}, "done": false});
+                if logprobs.is_some() {
+                    v["logprobs"] = json!(items(piece));
+                }
+                v.to_string() + "\n"
             }
             Proto::OpenAi => format!(
                 "data: {}\n\n",
                 json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1694268190,
-                "model": model, "choices": [{"index": 0, "delta": {"content": piece}, "logprobs": null, "finish_reason": null}], "usage": null})
+                "model": model, "choices": [{"index": 0, "delta": {"content": piece},
+                "logprobs": logprobs.map(|_| json!({"content": items(piece), "refusal": null})),
+                "finish_reason": null}], "usage": null})
             ),
             Proto::Anthropic => {
                 let delta = if tool {

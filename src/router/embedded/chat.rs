@@ -252,7 +252,8 @@ impl EmbeddedChat {
     ///
     /// With `json_schema`, the output is built by constrained decoding (see `schema.rs`): always
     /// a JSON object satisfying the schema; free-string fields share the token budget left by
-    /// `max_tokens` after the skeleton.
+    /// `max_tokens` after the skeleton. Every enum field also gets its options' probabilities
+    /// (`choice_probs`, softmax over the scores that chose the option).
     ///
     /// If the prompt plus the reserved answer space (`max_tokens`, at most half the context)
     /// does not fit, the middle of the longest user message is cut out (marked `[...]`),
@@ -300,7 +301,7 @@ impl EmbeddedChat {
             ctx,
         };
 
-        let text = match &fields {
+        let (text, choice_probs) = match &fields {
             Some(f) => schema::generate(&mut s, f, req.max_tokens)?,
             None => {
                 let mut out: Vec<u32> = Vec::new();
@@ -316,7 +317,7 @@ impl EmbeddedChat {
                     out.push(next);
                     s.push(next);
                 }
-                vocab.decode(&out, true)?.trim().to_string()
+                (vocab.decode(&out, true)?.trim().to_string(), Vec::new())
             }
         };
         let eval_tokens = s.answer_tokens;
@@ -336,6 +337,7 @@ impl EmbeddedChat {
             prompt_tokens: u32::try_from(prompt_len).unwrap_or(u32::MAX),
             eval_tokens: u32::try_from(eval_tokens).unwrap_or(u32::MAX),
             truncated,
+            choice_probs,
         })
     }
 

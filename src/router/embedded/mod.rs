@@ -14,7 +14,7 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 
-use crate::router::types::ChatMessage;
+use crate::router::types::{ChatMessage, ChoiceProbs};
 
 pub use chat::EmbeddedChat;
 pub use embed::EmbeddedEmbedder;
@@ -105,4 +105,7 @@ pub struct EmbeddedCompletion {
     pub eval_tokens: u32,
     /// The prompt was shortened to fit the context window.
     pub truncated: bool,
+    /// With a schema: per enum field, in output order, every option's probability (softmax
+    /// over the option scores; a single option has 1). Empty without a schema.
+    pub choice_probs: Vec<ChoiceProbs>,
 }

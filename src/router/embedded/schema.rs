@@ -16,12 +16,17 @@
 //! the mean log-probability of its tokens up to and including the token that contains the closing
 //! quote (softmax over the whole vocabulary, no penalties). The highest mean wins; ties go to the
 //! option listed first. All options branch from the same KV state (truncated back after each).
+//! The field's option probabilities are the softmax over those same scores (a single option:
+//! probability 1), so the chosen option always has the highest probability. Being built from
+//! mean (length-normalised) log-probabilities, they are a confidence signal that agrees with the
+//! choice, not the exact probability of each option's whole token sequence.
 
 use serde_json::Value;
 
 use super::EmbeddedError;
 use super::chat::Session;
 use super::gguf_tokenizer::GgufVocab;
+use crate::router::types::ChoiceProbs;
 
 /// Tokens at most for a number value.
 const MAX_NUMBER_TOKENS: usize = 12;
@@ -310,17 +315,25 @@ pub(crate) fn skeleton_tokens(vocab: &GgufVocab, fields: &[Field]) -> Result<usi
 }
 
 /// Generate all values; the session must have been fed [`opening`] already.
-/// Returns the JSON text.
+/// Returns the JSON text and, per enum field, its options' probabilities.
 pub(crate) fn generate(
     s: &mut Session<'_>,
     fields: &[Field],
     max_tokens: usize,
-) -> Result<String, EmbeddedError> {
+) -> Result<(String, Vec<ChoiceProbs>), EmbeddedError> {
     let mut values: Vec<Value> = Vec::with_capacity(fields.len());
+    let mut probs: Vec<ChoiceProbs> = Vec::new();
     for (i, field) in fields.iter().enumerate() {
         let after = text_after(fields, i);
         let value = match &field.kind {
-            FieldKind::Enum(options) => Value::String(choose_enum(s, options, &after)?),
+            FieldKind::Enum(options) => {
+                let (chosen, options) = choose_enum(s, options, &after)?;
+                probs.push(ChoiceProbs {
+                    field: field.name.clone(),
+                    options,
+                });
+                Value::String(chosen)
+            }
             FieldKind::Number { integer } => {
                 let text = gen_number(s, *integer)?;
                 s.force_text(&after)?;
@@ -361,17 +374,19 @@ pub(crate) fn generate(
         out.push_str(&v.to_string());
     }
     out.push('}');
-    Ok(out)
+    Ok((out, probs))
 }
 
 /// Score every option (see module docs), force the winner plus the following skeleton text.
+/// Returns the winner and every option with its probability (softmax over the scores).
 fn choose_enum(
     s: &mut Session<'_>,
     options: &[String],
     after: &str,
-) -> Result<String, EmbeddedError> {
-    let mut best: Option<(f32, usize, Vec<u32>)> = None;
-    for (idx, option) in options.iter().enumerate() {
+) -> Result<(String, Vec<(String, f32)>), EmbeddedError> {
+    let mut scores: Vec<f32> = Vec::with_capacity(options.len());
+    let mut tokens: Vec<Vec<u32>> = Vec::with_capacity(options.len());
+    for option in options {
         let body = json_body(option);
         let ids = s.vocab.encode_plain(&format!("{body}{after}"))?;
         // Tokens up to and including the one holding the closing quote (first byte after `body`).
@@ -389,17 +404,47 @@ fn choose_enum(
         } else {
             s.score(&ids[..=k])?
         };
-        if best.as_ref().is_none_or(|(b, _, _)| score > *b) {
-            best = Some((score, idx, ids));
+        scores.push(score);
+        tokens.push(ids);
+    }
+    let best = best_index(&scores)
+        .ok_or_else(|| EmbeddedError::Inference("enum without options".into()))?;
+    s.force(&tokens[best]);
+    let probs = softmax(&scores);
+    Ok((
+        options[best].clone(),
+        options.iter().cloned().zip(probs).collect(),
+    ))
+}
+
+/// Index of the highest score; ties go to the first. `None` when empty.
+fn best_index(scores: &[f32]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &sc) in scores.iter().enumerate() {
+        if best.is_none_or(|b| sc > scores[b]) {
+            best = Some(i);
         }
     }
-    match best {
-        Some((_, idx, ids)) => {
-            s.force(&ids);
-            Ok(options[idx].clone())
-        }
-        None => Err(EmbeddedError::Inference("enum without options".into())),
+    best
+}
+
+/// Softmax of `scores` (probabilities summing to 1; non-finite scores get 0, and if none is
+/// finite every option gets the same share).
+fn softmax(scores: &[f32]) -> Vec<f32> {
+    let max = scores
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return vec![1.0 / scores.len().max(1) as f32; scores.len()];
     }
+    let exp: Vec<f32> = scores
+        .iter()
+        .map(|&x| if x.is_finite() { (x - max).exp() } else { 0.0 })
+        .collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
 }
 
 /// Greedy free string. Returns (content, text of the stop token before its quote, to be forced).
@@ -616,6 +661,31 @@ mod tests {
         assert_eq!(extend_number("4", b".", true), None);
         assert_eq!(extend_number("0", b"1", false), None);
         assert_eq!(extend_number("4", b" ", false), None);
+    }
+
+    #[test]
+    fn option_probabilities_sum_to_one_and_favour_the_chosen_option() {
+        for scores in [
+            vec![-0.1f32, -2.3, -5.0],
+            vec![-3.0, -0.5],
+            vec![-1.0, -1.0, -4.0],
+            vec![-40.0, -0.01, -90.0, f32::NEG_INFINITY],
+            vec![0.0],
+        ] {
+            let probs = softmax(&scores);
+            let sum: f32 = probs.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "{scores:?} -> {probs:?}");
+            let chosen = best_index(&scores).unwrap();
+            assert!(
+                probs.iter().all(|p| *p <= probs[chosen]),
+                "{scores:?}: chosen {chosen}, probs {probs:?}"
+            );
+        }
+        // A single option (scored 0 without running the model) is certain.
+        assert_eq!(softmax(&[0.0]), vec![1.0]);
+        // Ties go to the first option, as the choice does.
+        assert_eq!(best_index(&[-1.0, -1.0]), Some(0));
+        assert_eq!(softmax(&[f32::NEG_INFINITY; 2]), vec![0.5, 0.5]);
     }
 
     #[test]
