@@ -74,6 +74,10 @@ enum Command {
         /// Rows answered at once.
         #[arg(long, default_value_t = 2)]
         parallel: usize,
+        /// Also write every row's outcome (answer, band, confidence signals, sources, KB
+        /// version, config hash) as JSON lines to this file, for audit and calibration.
+        #[arg(long)]
+        outcomes: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -408,6 +412,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             output,
             review,
             parallel,
+            outcomes,
             json,
         } => {
             let router = load_router(&g)?;
@@ -420,6 +425,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 &review,
                 parallel,
                 !json,
+                outcomes.as_deref(),
             )
             .await?;
             if json {
@@ -1284,6 +1290,7 @@ pub async fn fill(
     review: &Path,
     parallel: usize,
     show_progress: bool,
+    outcomes_path: Option<&Path>,
 ) -> Result<FillSummary> {
     let (bytes, questionnaire) = crate::submit::validate_file(input).await?;
     check_output_extension(output, questionnaire.source_format)?;
@@ -1310,6 +1317,14 @@ pub async fn fill(
         }
     })
     .await;
+    if let Some(path) = outcomes_path {
+        let mut lines = String::new();
+        for o in &outcomes {
+            lines.push_str(&serde_json::to_string(o)?);
+            lines.push('\n');
+        }
+        write_file(path, lines.as_bytes())?;
+    }
     let mut summary = FillSummary::of(&outcomes, &plan.calls).timed(&plan, started.elapsed());
     let report = summary.clone();
     let assembled =
@@ -1412,8 +1427,17 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
         }
         Err(e) => {
             eprintln!("Redis is not reachable ({e}); answering in-process instead");
-            let summary =
-                fill(router, &checklist, Some(&kb_dir), &output, &review, 2, true).await?;
+            let summary = fill(
+                router,
+                &checklist,
+                Some(&kb_dir),
+                &output,
+                &review,
+                2,
+                true,
+                None,
+            )
+            .await?;
             print_summary(&summary, &output, &review);
         }
     }

@@ -389,6 +389,7 @@ impl Shared {
                 router: self.router.clone(),
                 kb,
                 prefetched: Arc::new(prefetched),
+                sentence_vectors: Arc::default(),
             },
             lock: job.token().map(str::to_string),
             existing,

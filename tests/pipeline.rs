@@ -141,7 +141,6 @@ async fn eight_copies_of_a_question_are_answered_by_one_call() {
         copies.iter().any(|h| h.starts_with("similar wording")),
         "near-identical wording is found by embeddings: {copies:?}"
     );
-    eprintln!("DEBUG {:?} {:?} {:?}", outcomes[0].note, outcomes[0].sources, outcomes[0].signals);
     assert_eq!(summary.calls.answer, 1, "one generation for eight rows");
     assert_eq!(summary.copies, 7);
     let first = &outcomes[0];

@@ -6,7 +6,7 @@
 
 use super::confidence::{self, Band};
 use super::support::{self, Polarity};
-use super::{RowOutcome, RowStatus, abstain, answer, ms_since, source_line};
+use super::{PipelineContext, RowOutcome, RowStatus, abstain, answer, ms_since, source_line};
 use crate::kb::Hit;
 use crate::kb::search::cosine;
 use crate::router::Router;
@@ -14,12 +14,15 @@ use crate::router::config::{ProviderKind, RouterConfig, Target, Task, TextMode};
 use crate::router::layers::BreakerState;
 use crate::router::provider::ChatResponse;
 use crate::workbook::{QuestionRow, SlotKind};
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Explanations built from a passage are cut to this many characters.
 pub const EXTRACT_CHARS: usize = 400;
 /// Sentences of the evidence embedded per row, at most.
-const MAX_SENTENCES: usize = 48;
+const MAX_SENTENCES: usize = 32;
+/// Passages shown to a model that does not write the text (extractive mode), at most.
+const FOCUSED_SOURCES: usize = 3;
 
 /// How the answer task's first usable target (not disabled, breaker not open) writes free
 /// text; see [`mode_of`].
@@ -67,14 +70,24 @@ pub struct Sentence {
 /// The evidence's sentences (at most [`MAX_SENTENCES`], passages in rank order), each with
 /// its similarity to the question, best first (ties: passage rank, then position).
 async fn rank_sentences(
-    router: &Router,
+    ctx: &PipelineContext,
     evidence: &[Hit],
     question_vec: &[f32],
     out: &mut RowOutcome,
 ) -> Result<Vec<Sentence>, String> {
     let mut found: Vec<Sentence> = Vec::new();
     for (hit, h) in evidence.iter().enumerate() {
-        let body = support::without_heading(&h.text, h.heading.as_deref());
+        // A past answer's evidence is what it said (its comment), not "Q: … Answer: Yes".
+        let body = match &h.answer {
+            Some(a) => a
+                .values
+                .iter()
+                .map(|v| v.value.trim())
+                .filter(|v| v.split_whitespace().count() >= 4)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => support::without_heading(&h.text, h.heading.as_deref()),
+        };
         for (pos, text) in support::sentences(&body).into_iter().enumerate() {
             if found.len() < MAX_SENTENCES {
                 found.push(Sentence {
@@ -86,20 +99,50 @@ async fn rank_sentences(
             }
         }
     }
-    let texts: Vec<String> = found.iter().map(|s| s.text.clone()).collect();
-    if texts.is_empty() {
-        return Ok(found);
+    // Sentences seen by earlier rows are not embedded again.
+    let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
+    {
+        let cache = ctx
+            .sentence_vectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for s in &found {
+            if let Some(v) = cache.get(&s.text) {
+                vectors.insert(s.text.clone(), v.clone());
+            }
+        }
     }
-    let t = Instant::now();
-    let embedded = router.embed(&texts).await;
-    out.time.embed_ms += ms_since(t);
-    let (vectors, record) = embedded.map_err(|e| format!("embedding the evidence failed: {e}"))?;
-    out.calls.add(Task::Embed, &record);
-    if vectors.len() != texts.len() {
-        return Err("the embedding model returned the wrong number of vectors".into());
+    let mut missing: Vec<String> = found
+        .iter()
+        .filter(|s| !vectors.contains_key(&s.text))
+        .map(|s| s.text.clone())
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        let t = Instant::now();
+        let embedded = ctx.router.embed(&missing).await;
+        out.time.embed_ms += ms_since(t);
+        let (fresh, record) =
+            embedded.map_err(|e| format!("embedding the evidence failed: {e}"))?;
+        out.calls.add(Task::Embed, &record);
+        if fresh.len() != missing.len() {
+            return Err("the embedding model returned the wrong number of vectors".into());
+        }
+        let mut cache = ctx
+            .sentence_vectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (text, v) in missing.into_iter().zip(fresh) {
+            cache.insert(text.clone(), v.clone());
+            vectors.insert(text, v);
+        }
     }
-    for (s, v) in found.iter_mut().zip(&vectors) {
-        s.score = cosine(v, question_vec);
+    for s in &mut found {
+        s.score = vectors
+            .get(&s.text)
+            .map(|v| cosine(v, question_vec))
+            .unwrap_or(0.0);
     }
     found.sort_by(|a, b| {
         b.score
@@ -133,20 +176,20 @@ fn extract(ranked: &[Sentence], hit: usize) -> Option<(String, f32)> {
 
 /// The model's probability of `value` for the schema field `key`, when the backend gave it.
 fn choice_prob(reply: &ChatResponse, key: &str, value: &str) -> Option<f32> {
-    let _ = (reply, key, value);
-    None
+    reply.prob_of(key, value)
 }
 
 /// Answers a row that has evidence: everything after retrieval. `question_vec` is the
 /// question's embedding; `evidence` is non-empty.
 pub async fn decide(
-    router: &Router,
+    ctx: &PipelineContext,
     q: &QuestionRow,
     evidence: Vec<Hit>,
     question_vec: &[f32],
     prompt_ctx: &answer::PromptContext,
     mut out: RowOutcome,
 ) -> RowOutcome {
+    let router = ctx.router.as_ref();
     let cfg = &router.config().answering;
     let mut mode = text_mode(router);
     let has_text = q.slots.iter().any(|s| s.kind == SlotKind::Text);
@@ -156,7 +199,7 @@ pub async fn decide(
         .any(|s| s.is_choice() || s.kind == SlotKind::Date);
     // Which sentences of the evidence address the question. Extractive mode needs them before
     // the call (to abstain without one, and to show the model only what matters).
-    let mut ranked = match rank_sentences(router, &evidence, question_vec, &mut out).await {
+    let mut ranked = match rank_sentences(ctx, &evidence, question_vec, &mut out).await {
         Ok(r) => r,
         Err(e) => return out.failed(e),
     };
@@ -191,12 +234,15 @@ pub async fn decide(
     }
     let shown: Vec<Hit> = match mode {
         TextMode::Generated => evidence.clone(),
+        // The small model reads each of the best passages' closest sentence only (the
+        // passage order is by that sentence, so [1] is the closest): a short, focused prompt.
         TextMode::Extractive => evidence
             .iter()
+            .take(FOCUSED_SOURCES)
             .enumerate()
             .map(|(i, h)| {
                 let mut mine: Vec<&Sentence> =
-                    ranked.iter().filter(|s| s.hit == i).take(2).collect();
+                    ranked.iter().filter(|s| s.hit == i).take(1).collect();
                 mine.sort_by_key(|s| s.pos);
                 let mut h = h.clone();
                 if !mine.is_empty() {
@@ -423,6 +469,12 @@ pub async fn decide(
         missing_choice: !all_choices,
         missing_text: empty_texts,
         choice_probability: choice_p,
+        choice_count: q
+            .slots
+            .iter()
+            .find(|s| s.is_choice())
+            .map(|s| s.choices.len() as u32)
+            .unwrap_or(0),
         polarity_conflict: conflict,
         text_unsupported: !text_supported,
         sentence_choice,

@@ -66,13 +66,60 @@ fn norm(s: &str) -> String {
         .collect()
 }
 
-/// Fits a library hit onto the row's slots. `Err` says why it cannot answer directly
-/// (then the pipeline generates, with the past answer as evidence).
-pub fn fit(hit: &Hit, slots: &[AnswerSlot]) -> Result<LibraryFit, String> {
+/// Number words up to twelve, for durations written out ("six months").
+const NUMBER_WORDS: [&str; 13] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve",
+];
+
+/// The durations a question states, in days ("14 days", "two weeks", "12 months", "1 year"),
+/// so "within two weeks" and "within 14 days" agree and "six months" and "12 months" do not.
+pub fn durations(text: &str) -> Vec<u32> {
+    let words: Vec<String> = text
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut out: Vec<u32> = words
+        .windows(2)
+        .filter_map(|w| {
+            let n: u32 = w[0].parse().ok().or_else(|| {
+                NUMBER_WORDS
+                    .iter()
+                    .position(|x| *x == w[0])
+                    .map(|i| i as u32)
+            })?;
+            let unit = match w[1].trim_end_matches('s') {
+                "hour" => return Some(n.div_ceil(24).max(1)),
+                "day" => 1,
+                "week" => 7,
+                "month" => 30,
+                "year" | "annual" => 365,
+                _ => return None,
+            };
+            Some(n * unit)
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Fits a library hit onto the row's slots, for a question `asked`. `Err` says why it cannot
+/// answer directly (then the pipeline answers from the evidence, the past answer among it).
+pub fn fit(hit: &Hit, slots: &[AnswerSlot], asked: &str) -> Result<LibraryFit, String> {
     let answer: &LibraryAnswer = hit
         .answer
         .as_ref()
         .ok_or("the match is not an answer record")?;
+    let (mine, theirs) = (durations(asked), durations(&answer.question));
+    if !mine.is_empty() && !theirs.is_empty() && mine != theirs {
+        return Err(format!(
+            "the past question \"{}\" states a different period",
+            answer.question
+        ));
+    }
     let mut used = vec![false; answer.values.len()];
     let mut values: Vec<Option<String>> = vec![None; slots.len()];
     // Choice slots first: the value under the same header, else any value that maps.
@@ -151,6 +198,18 @@ pub fn fit(hit: &Hit, slots: &[AnswerSlot]) -> Result<LibraryFit, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_compare_in_days() {
+        assert_eq!(durations("remediated within two weeks?"), vec![14]);
+        assert_eq!(durations("remediated within 14 days?"), vec![14]);
+        assert_ne!(
+            durations("kept for at least six months"),
+            durations("retained for at least 12 months")
+        );
+        assert_eq!(durations("within 24 hours"), vec![1]);
+        assert!(durations("Is MFA enforced?").is_empty());
+    }
     use crate::kb::{RecordKind, SlotValue};
     use crate::workbook::CellRef;
 
@@ -206,6 +265,7 @@ mod tests {
         let f = fit(
             &hit(&[("Answer", "Yes"), ("Comments", "AES-256 on every volume.")]),
             &slots(),
+            "Is data encrypted?",
         )
         .unwrap();
         assert_eq!(
@@ -213,19 +273,20 @@ mod tests {
             vec![Some("Y".into()), Some("AES-256 on every volume.".into())]
         );
         assert_eq!(f.source, "past.xlsx › Answers!5 (CRY-01)");
-        let n_a = fit(&hit(&[("Answer", "N/A")]), &slots()).unwrap();
+        let n_a = fit(&hit(&[("Answer", "N/A")]), &slots(), "Q?").unwrap();
         assert_eq!(n_a.values[0].as_deref(), Some("NA"));
     }
 
     #[test]
     fn templates_and_unmappable_choices_do_not_answer() {
-        assert!(fit(&hit(&[("Answer", "Partial")]), &slots()).is_err());
+        assert!(fit(&hit(&[("Answer", "Partial")]), &slots(), "Q?").is_err());
         let e = fit(
             &hit(&[
                 ("Answer", "Yes"),
                 ("Comment", "We use [[ FILL IN: tool ]]."),
             ]),
             &slots(),
+            "Q?",
         )
         .unwrap_err();
         assert!(e.contains("template"), "{e}");

@@ -264,6 +264,9 @@ pub struct PipelineContext {
     /// Embeddings by text from [`prefetch_embeddings`]: a row whose texts are all here makes no
     /// embedding call of its own.
     pub prefetched: Arc<HashMap<String, Vec<f32>>>,
+    /// Embeddings of evidence sentences already computed for earlier rows (rows of one
+    /// questionnaire retrieve the same passages again and again).
+    pub sentence_vectors: Arc<std::sync::Mutex<HashMap<String, Vec<f32>>>>,
 }
 
 impl PipelineContext {
@@ -273,6 +276,7 @@ impl PipelineContext {
             router,
             kb,
             prefetched: Arc::default(),
+            sentence_vectors: Arc::default(),
         }
     }
 }
@@ -598,7 +602,7 @@ async fn answer_row(
     let library_hit = kb.library_match(bare, cfg.library_threshold);
     out.time.retrieval_ms += ms_since(t);
     match library_hit {
-        Ok(Some(hit)) => match library::fit(&hit, &q.slots) {
+        Ok(Some(hit)) => match library::fit(&hit, &q.slots, &q.text) {
             Ok(fit) => {
                 out.apply(q, fit.values);
                 out.confidence = confidence::library(fit.similarity, cfg.library_threshold);
@@ -638,7 +642,7 @@ async fn answer_row(
             ),
         );
     }
-    decide::decide(&ctx.router, q, evidence, bare, &prompt_ctx, out).await
+    decide::decide(ctx, q, evidence, bare, &prompt_ctx, out).await
 }
 
 /// Ends a row without an answer: choice slots stay empty and the reason goes to the reviewer.

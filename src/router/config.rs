@@ -477,8 +477,8 @@ impl WriteDrafts {
 impl Default for AnsweringConfig {
     fn default() -> Self {
         Self {
-            review_threshold: 0.6,
-            library_threshold: 0.86,
+            review_threshold: 0.5,
+            library_threshold: 0.77,
             max_sources: 5,
             min_evidence_score: 0.30,
             evidence_drop: 0.2,
