@@ -1362,19 +1362,29 @@ fn print_summary(s: &FillSummary, output: &Path, review: &Path) {
 
 async fn demo(g: &Global, out: &Path) -> Result<()> {
     let router = load_router(g)?;
-    let (checklist, docs) =
+    let files =
         crate::demo::unpack(out).with_context(|| format!("cannot write into {}", out.display()))?;
     let kb_dir = out.join("kb");
-    eprintln!("building the knowledge base from the bundled answer bank…");
-    let started = std::time::Instant::now();
-    let report = kb::ingest(&router, &[docs], &kb_dir, &kb::IngestOptions::default()).await?;
     eprintln!(
-        "  {} chunks from {} documents ({}) in {:.1} s",
+        "building the knowledge base from Kestrel Analytics' policies and last year's answered \
+         questionnaire…"
+    );
+    let started = std::time::Instant::now();
+    let report = kb::ingest(
+        &router,
+        &files.kb_sources,
+        &kb_dir,
+        &kb::IngestOptions::default(),
+    )
+    .await?;
+    eprintln!(
+        "  {} chunks from {} sources ({}) in {:.1} s",
         report.chunks,
         report.sources,
         report.embed_model,
         started.elapsed().as_secs_f64()
     );
+    let checklist = files.questionnaire;
     let stem = checklist
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -1414,12 +1424,17 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
             if let Some(r) = queue.result(&id, true).await? {
                 write_file(&review, &r)?;
             }
+            let r = &st.report;
             println!(
-                "job {id}: {} in {job_secs:.1} s, {}/{} rows ({} need review, {} failed)\nfilled workbook: {}\nreview workbook: {}",
+                "job {id}: {} in {job_secs:.1} s, {}/{} rows\n  {} answers written into the customer's file ({} reused from last year's answers, {} grounded in a policy sentence)\n  {} drafts left for review, {} without evidence, {} failed\nfilled workbook: {}\nreview workbook: {}",
                 st.state.as_str(),
                 st.rows_done,
                 st.rows_total,
-                st.needs_review,
+                r.written,
+                r.library_matches,
+                r.written.saturating_sub(r.library_matches),
+                r.drafted,
+                r.abstained,
                 st.rows_failed,
                 output.display(),
                 review.display()
@@ -1441,6 +1456,14 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
             print_summary(&summary, &output, &review);
         }
     }
+    println!(
+        "next: review the drafts in {} (Decision: approve / edit / reject, Final answer columns), then\n  rfpq apply {} {} -o {} --learn {}",
+        review.display(),
+        checklist.display(),
+        review.display(),
+        out.join(format!("{stem}.final.xlsx")).display(),
+        kb_dir.display()
+    );
     Ok(())
 }
 

@@ -1,71 +1,72 @@
-//! `rfpq demo`: the bundled real checklist and answer bank, so a newcomer sees one whole job
-//! run on the embedded models with no other input.
+//! `rfpq demo`: the bundled evaluation company (fictional Kestrel Analytics Ltd: its policies,
+//! its answered past questionnaire, and a new customer questionnaire its knowledge base
+//! covers), so a newcomer sees one whole job run on the embedded models with no other input:
+//! answers reused from the library, grounded answers written, drafts left for review. Writes
+//! the bundled files out; does not answer anything itself.
 
-/// The bundled questionnaire (Azure data-security review checklist, MIT, see fixtures/).
-pub const CHECKLIST_NAME: &str = "datasecurity_checklist.en.xlsx";
-pub const CHECKLIST: &[u8] =
-    include_bytes!("../fixtures/azure-review-checklists/datasecurity_checklist.en.xlsx");
+use std::path::{Path, PathBuf};
 
-/// The bundled knowledge base (CC0 answer bank, see fixtures/answer-bank-plainanswer/SOURCE.md).
-pub const ANSWER_BANK: &[(&str, &str)] = &[
+/// The customer questionnaire the demo fills (see fixtures/eval/SOURCE.md).
+pub const QUESTIONNAIRE_NAME: &str = "customer-questionnaire.xlsx";
+pub const QUESTIONNAIRE: &[u8] = include_bytes!("../fixtures/eval/demo-questionnaire.xlsx");
+
+/// The answered questionnaire from last year: the answer library.
+pub const PAST_NAME: &str = "past-questionnaire.xlsx";
+pub const PAST: &[u8] = include_bytes!("../fixtures/eval/past-questionnaire.xlsx");
+
+/// The company's documents (CC0, written for rfpq; see fixtures/eval/SOURCE.md).
+pub const DOCUMENTS: &[(&str, &[u8])] = &[
     (
-        "answers_01-company-and-scope.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_01-company-and-scope.md"),
+        "access-control-standard.docx",
+        include_bytes!("../fixtures/eval/company/access-control-standard.docx"),
     ),
     (
-        "answers_02-data-handling-and-privacy.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_02-data-handling-and-privacy.md"),
+        "business-continuity-and-backup-plan.md",
+        include_bytes!("../fixtures/eval/company/business-continuity-and-backup-plan.md"),
     ),
     (
-        "answers_03-hosting-and-infrastructure.md",
-        include_str!(
-            "../fixtures/answer-bank-plainanswer/answers_03-hosting-and-infrastructure.md"
-        ),
+        "data-protection-and-retention-policy.md",
+        include_bytes!("../fixtures/eval/company/data-protection-and-retention-policy.md"),
     ),
     (
-        "answers_04-access-control.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_04-access-control.md"),
+        "incident-response-plan.pdf",
+        include_bytes!("../fixtures/eval/company/incident-response-plan.pdf"),
     ),
     (
-        "answers_05-secure-development.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_05-secure-development.md"),
+        "information-security-policy.md",
+        include_bytes!("../fixtures/eval/company/information-security-policy.md"),
     ),
     (
-        "answers_06-backup-and-continuity.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_06-backup-and-continuity.md"),
+        "secure-development-policy.md",
+        include_bytes!("../fixtures/eval/company/secure-development-policy.md"),
     ),
     (
-        "answers_07-incident-response.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_07-incident-response.md"),
-    ),
-    (
-        "answers_08-subprocessors-and-vendors.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_08-subprocessors-and-vendors.md"),
-    ),
-    (
-        "answers_09-devices-and-endpoints.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_09-devices-and-endpoints.md"),
-    ),
-    (
-        "answers_10-certifications-and-compliance.md",
-        include_str!(
-            "../fixtures/answer-bank-plainanswer/answers_10-certifications-and-compliance.md"
-        ),
-    ),
-    (
-        "answers_11-ai-and-automation.md",
-        include_str!("../fixtures/answer-bank-plainanswer/answers_11-ai-and-automation.md"),
+        "trust-page-and-subprocessors.md",
+        include_bytes!("../fixtures/eval/company/trust-page-and-subprocessors.md"),
     ),
 ];
 
-/// Writes the bundled checklist and answer bank under `dir`; returns (checklist path, docs dir).
-pub fn unpack(dir: &std::path::Path) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
-    let docs = dir.join("answer-bank");
+/// Where [`unpack`] put the demo's inputs.
+pub struct DemoFiles {
+    /// The questionnaire to fill.
+    pub questionnaire: PathBuf,
+    /// What the knowledge base is built from: the documents folder and the past questionnaire.
+    pub kb_sources: Vec<PathBuf>,
+}
+
+/// Writes the bundled questionnaire, documents and past questionnaire under `dir`.
+pub fn unpack(dir: &Path) -> std::io::Result<DemoFiles> {
+    let docs = dir.join("company");
     std::fs::create_dir_all(&docs)?;
-    for (name, text) in ANSWER_BANK {
-        std::fs::write(docs.join(name), text)?;
+    for (name, bytes) in DOCUMENTS {
+        std::fs::write(docs.join(name), bytes)?;
     }
-    let checklist = dir.join(CHECKLIST_NAME);
-    std::fs::write(&checklist, CHECKLIST)?;
-    Ok((checklist, docs))
+    let past = dir.join(PAST_NAME);
+    std::fs::write(&past, PAST)?;
+    let questionnaire = dir.join(QUESTIONNAIRE_NAME);
+    std::fs::write(&questionnaire, QUESTIONNAIRE)?;
+    Ok(DemoFiles {
+        questionnaire,
+        kb_sources: vec![docs, past],
+    })
 }
