@@ -30,7 +30,7 @@ use crate::queue::{CancelOutcome, JobPhase, KbRef, QueueError, RfpQueue};
 use crate::submit::{self, SubmitError};
 use crate::workbook::SourceFormat;
 use axum::extract::multipart::{Field, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -204,6 +204,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/jobs/{id}", get(job_status))
         .route("/jobs/{id}/result", get(job_result))
         .route("/jobs/{id}/review", get(job_review))
+        .route("/jobs/{id}/apply", post(job_apply))
         .route("/jobs/{id}/cancel", post(job_cancel))
         .route("/metrics", get(metrics))
         // A route layer runs before the handler's extractors: a request without the token is
@@ -586,6 +587,113 @@ async fn job_review(
     download(&s, &id, true).await
 }
 
+/// JSON with every non-ASCII character escaped, fit for a header value.
+fn ascii_json(v: &Value) -> String {
+    let mut out = String::new();
+    for ch in v.to_string().chars() {
+        if ch.is_ascii() && !ch.is_ascii_control() {
+            out.push(ch);
+        } else {
+            let mut units = [0u16; 2];
+            for u in ch.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// `POST /jobs/{id}/apply` (multipart field `file`: the reviewed review workbook; `?strict=true`
+/// refuses the whole apply when any row is refused): the job's original with the review
+/// applied, losslessly. What was applied is in the `x-rfpq-apply-report` header (JSON).
+async fn job_apply(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    check_id(&id)?;
+    let strict = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| matches!(kv, "strict" | "strict=true" | "strict=1"))
+    });
+    let st = s.queue.status(&id).await?;
+    if !st.state.is_final() {
+        return Err(ApiError {
+            state: Some(st.state),
+            ..ApiError::new(StatusCode::CONFLICT, "job is running")
+        });
+    }
+    let mp = multipart.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "expected a multipart/form-data upload with a 'file' field (the review workbook): {}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let up = read_upload(mp, s.max_upload_bytes).await?;
+    let Some((_, review)) = up.file else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing the multipart field 'file' (the review workbook)",
+        ));
+    };
+    let original = s.queue.file(&id).await?;
+    let applied = tokio::task::spawn_blocking(move || {
+        crate::pipeline::apply::apply(&original, &review, strict)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("applying crashed: {e}"),
+        )
+    })?;
+    use crate::pipeline::apply::ApplyError;
+    let applied = applied.map_err(|e| {
+        let status = match &e {
+            ApplyError::Review(_) | ApplyError::NoMatch | ApplyError::Refused(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    })?;
+    let mut report = applied.report;
+    report.refused.truncate(20);
+    report.reviewed.clear();
+    let stem = std::path::Path::new(&st.file_name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "workbook".into());
+    let ext = applied.format.output_extension();
+    let content_type = if applied.format == SourceFormat::Xlsm {
+        XLSM
+    } else {
+        XLSX
+    };
+    let report = HeaderValue::from_str(&ascii_json(&json!(report)))
+        .unwrap_or_else(|_| HeaderValue::from_static("{}"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_DISPOSITION,
+                content_disposition(&format!("{stem}.final.{ext}")),
+            ),
+            (
+                header::HeaderName::from_static("x-rfpq-apply-report"),
+                report,
+            ),
+        ],
+        applied.workbook,
+    )
+        .into_response())
+}
+
 /// `filename` for an ASCII-only quoted form; `filename*` (RFC 5987) keeps the real name.
 fn content_disposition(file: &str) -> HeaderValue {
     let ascii: String = file
@@ -827,6 +935,21 @@ pub fn openapi_document() -> Value {
                     "401": error("Missing or invalid bearer token"),
                     "404": error("Unknown job"),
                     "409": error("The job has not finished (`job is running`), or it ended without a result")
+                }
+            }},
+            "/jobs/{id}/apply": {"post": {
+                "summary": "The job's original with a reviewed review workbook applied (approved and edited answers, rfpq's written answers nobody rejected), verified lossless; ?strict=true refuses it all when any row is refused",
+                "parameters": id_param,
+                "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "The review workbook, as the reviewer left it"}}
+                }}}},
+                "responses": {
+                    "200": workbook("The final workbook; the x-rfpq-apply-report header holds what was applied (JSON)"),
+                    "401": error("Missing or invalid bearer token"),
+                    "404": error("Unknown job"),
+                    "409": error("The job has not finished"),
+                    "422": error("Not a review workbook of this job, or (strict) a row was refused: the message names the rows and reasons")
                 }
             }},
             "/jobs/{id}/cancel": {"post": {

@@ -2,7 +2,7 @@
 //! Holds no business logic of its own.
 
 use crate::kb::{self, KnowledgeBase};
-use crate::pipeline::{self, FillSummary, PipelineContext};
+use crate::pipeline::{self, FillSummary};
 use crate::queue::{JobPhase, JobStatus, QueueConfig, RfpQueue};
 use crate::router::Router;
 use crate::router::config::{RouterConfig, Task, WriteDrafts};
@@ -201,13 +201,40 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
-    /// Download a finished job's filled workbook (and review workbook).
+    /// Download a finished job's filled workbook (and review workbook); with `--apply`, write
+    /// the job's original with a reviewed review workbook applied instead (see `apply`).
     Result {
         job: String,
         #[arg(short, long)]
         output: PathBuf,
         #[arg(long)]
         review: Option<PathBuf>,
+        /// A reviewed review workbook of this job to apply to its original.
+        #[arg(long, value_name = "REVIEW")]
+        apply: Option<PathBuf>,
+        /// With --apply: fail, writing nothing, when any row is refused.
+        #[arg(long, requires = "apply")]
+        strict: bool,
+    },
+    /// Write the reviewer's decisions into the customer's original file: approved and edited
+    /// answers (Decision and Final columns of the review workbook), and rfpq's written answers
+    /// nobody rejected; rejected rows stay empty; illegal values are refused with the row.
+    Apply {
+        /// The customer's original questionnaire.
+        original: PathBuf,
+        /// The review workbook rfpq wrote for it, as the reviewer left it.
+        review: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also add the approved and edited answers to this KB's answer library (marked
+        /// reviewer-approved), so the next questionnaire reuses them.
+        #[arg(long, value_name = "KB")]
+        learn: Option<PathBuf>,
+        /// Fail, writing nothing, when any row is refused.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Show the questions and answer slots rfpq detects in a workbook.
     Inspect {
@@ -417,17 +444,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let router = load_router(&g)?;
             let review = review_path(&output, review);
-            let summary = fill(
-                router,
-                &input,
-                kb.as_deref(),
-                &output,
-                &review,
-                parallel,
-                !json,
-                outcomes.as_deref(),
-            )
-            .await?;
+            let files = FillFiles {
+                input: &input,
+                kb: kb.as_deref(),
+                output: &output,
+                review: &review,
+                outcomes: outcomes.as_deref(),
+            };
+            let summary = fill(router, &files, parallel, !json).await?;
             if json {
                 let v = serde_json::json!({"output": output, "review": review, "summary": summary});
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -676,7 +700,74 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Result {
             job,
             output,
+            review: _,
+            apply: Some(reviewed),
+            strict,
+        } => {
+            let queue = RfpQueue::connect(queue_config(&g)).await?;
+            let original = queue.file(&job).await?;
+            let review = read_input(&reviewed)?;
+            let applied = apply_review(original, review, strict).await?;
+            check_output_extension(&output, applied.format)?;
+            write_file(&output, &applied.workbook)?;
+            print_applied(&applied.report, &output);
+            Ok(())
+        }
+        Command::Apply {
+            original,
             review,
+            output,
+            learn,
+            strict,
+            json,
+        } => {
+            let applied =
+                apply_review(read_input(&original)?, read_input(&review)?, strict).await?;
+            check_output_extension(&output, applied.format)?;
+            write_file(&output, &applied.workbook)?;
+            let learnt = match &learn {
+                Some(kb_dir) if !applied.report.reviewed.is_empty() => {
+                    let router = load_router(&g)?;
+                    let r = kb::ingest(
+                        &router,
+                        std::slice::from_ref(&review),
+                        kb_dir,
+                        &kb::IngestOptions::default(),
+                    )
+                    .await?;
+                    Some((kb_dir.clone(), r))
+                }
+                _ => None,
+            };
+            if json {
+                let v = serde_json::json!({
+                    "output": output,
+                    "report": applied.report,
+                    "learnt": learnt.as_ref().map(|(dir, r)| serde_json::json!({"kb": dir, "version": r.version, "answers": r.answers})),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_applied(&applied.report, &output);
+                if let Some((dir, r)) = &learnt {
+                    for skipped in &r.skipped {
+                        eprintln!("not learnt: {}: {}", skipped.path, skipped.reason);
+                    }
+                    println!(
+                        "learnt: {} reviewer-approved answers into {} (KB version {})",
+                        applied.report.reviewed.len(),
+                        dir.display(),
+                        r.version
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Result {
+            job,
+            output,
+            review,
+            apply: None,
+            ..
         } => {
             let queue = RfpQueue::connect(queue_config(&g)).await?;
             let st = queue.status(&job).await?;
@@ -1281,23 +1372,29 @@ async fn watch(queue: &RfpQueue, id: &str, quiet: bool) -> Result<JobStatus> {
     }
 }
 
-/// In-process fill: inspect → answer every question → patch → review.
+/// The files of an in-process fill.
+pub struct FillFiles<'a> {
+    pub input: &'a Path,
+    pub kb: Option<&'a Path>,
+    pub output: &'a Path,
+    pub review: &'a Path,
+    /// Where to write each row's outcome as a JSON line.
+    pub outcomes: Option<&'a Path>,
+}
+
+/// In-process fill (`pipeline::run::fill`): reads the input and the KB, writes the files.
 pub async fn fill(
     router: Arc<Router>,
-    input: &Path,
-    kb: Option<&Path>,
-    output: &Path,
-    review: &Path,
+    files: &FillFiles<'_>,
     parallel: usize,
     show_progress: bool,
-    outcomes_path: Option<&Path>,
 ) -> Result<FillSummary> {
-    let (bytes, questionnaire) = crate::submit::validate_file(input).await?;
-    check_output_extension(output, questionnaire.source_format)?;
+    let (bytes, questionnaire) = crate::submit::validate_file(files.input).await?;
+    check_output_extension(files.output, questionnaire.source_format)?;
     for w in &questionnaire.warnings {
         eprintln!("warning: {w}");
     }
-    let kb = match kb {
+    let kb = match files.kb {
         Some(p) => {
             let base = KnowledgeBase::open(p)?;
             base.check_model(&router)?;
@@ -1305,35 +1402,66 @@ pub async fn fill(
         }
         None => None,
     };
-    let started = std::time::Instant::now();
-    let plan = pipeline::Plan::build(&router, &questionnaire).await;
-    for w in &plan.warnings {
+    let done = pipeline::run::fill(
+        router,
+        kb,
+        bytes,
+        &questionnaire,
+        parallel,
+        |done, total| {
+            if show_progress && (done % 10 == 0 || done == total) {
+                eprintln!("answered {done}/{total}");
+            }
+        },
+    )
+    .await?;
+    for w in &done.warnings {
         eprintln!("warning: {w}");
     }
-    let ctx = PipelineContext::new(router, kb);
-    let outcomes = pipeline::answer_plan(&ctx, &plan, parallel, |done, total| {
-        if show_progress && (done % 10 == 0 || done == total) {
-            eprintln!("answered {done}/{total}");
-        }
-    })
-    .await;
-    if let Some(path) = outcomes_path {
+    if let Some(path) = files.outcomes {
         let mut lines = String::new();
-        for o in &outcomes {
+        for o in &done.outcomes {
             lines.push_str(&serde_json::to_string(o)?);
             lines.push('\n');
         }
         write_file(path, lines.as_bytes())?;
     }
-    let mut summary = FillSummary::of(&outcomes, &plan.calls).timed(&plan, started.elapsed());
-    let report = summary.clone();
-    let assembled =
-        tokio::task::spawn_blocking(move || pipeline::assemble_with(&bytes, &outcomes, &report))
-            .await??;
-    summary.time.workbook_s = assembled.elapsed.as_secs_f64();
-    write_file(output, &assembled.filled)?;
-    write_file(review, &assembled.review)?;
-    Ok(summary)
+    write_file(files.output, &done.filled)?;
+    write_file(files.review, &done.review)?;
+    Ok(done.summary)
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// `pipeline::apply::apply` on a blocking thread (it parses and patches workbooks).
+async fn apply_review(
+    original: Vec<u8>,
+    review: Vec<u8>,
+    strict: bool,
+) -> Result<pipeline::apply::Applied> {
+    Ok(
+        tokio::task::spawn_blocking(move || pipeline::apply::apply(&original, &review, strict))
+            .await??,
+    )
+}
+
+fn print_applied(r: &pipeline::apply::ApplyReport, output: &Path) {
+    println!(
+        "{} approved, {} edited, {} kept as rfpq wrote them, {} rejected (left empty), {} drafts without a decision (left empty), {} refused; {} cells written\nfinal workbook: {}",
+        r.approved,
+        r.edited,
+        r.kept,
+        r.rejected,
+        r.undecided,
+        r.refused.len(),
+        r.cells,
+        output.display()
+    );
+    for refusal in &r.refused {
+        eprintln!("refused: {refusal}");
+    }
 }
 
 fn print_summary(s: &FillSummary, output: &Path, review: &Path) {
@@ -1442,17 +1570,14 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
         }
         Err(e) => {
             eprintln!("Redis is not reachable ({e}); answering in-process instead");
-            let summary = fill(
-                router,
-                &checklist,
-                Some(&kb_dir),
-                &output,
-                &review,
-                2,
-                true,
-                None,
-            )
-            .await?;
+            let files = FillFiles {
+                input: &checklist,
+                kb: Some(&kb_dir),
+                output: &output,
+                review: &review,
+                outcomes: None,
+            };
+            let summary = fill(router, &files, 2, true).await?;
             print_summary(&summary, &output, &review);
         }
     }

@@ -6,23 +6,7 @@
 
 mod common;
 
-use calamine::{Data, Reader, Xlsx};
 use rfpq::pipeline::support;
-use std::io::Cursor;
-
-fn sheet_cells(bytes: &[u8], sheet: &str) -> calamine::Range<Data> {
-    let mut book = Xlsx::new(Cursor::new(bytes.to_vec())).unwrap();
-    book.worksheet_range(sheet).unwrap()
-}
-
-fn text(range: &calamine::Range<Data>, row: u32, col: u32) -> String {
-    range
-        .get_value((row, col))
-        .map(|v| v.to_string())
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
 
 #[test]
 fn demo_writes_trusted_answers_and_drafts_the_rest() {
@@ -79,15 +63,15 @@ fn demo_writes_trusted_answers_and_drafts_the_rest() {
         .collect();
 
     let (filled_cells, truth_cells) = (
-        sheet_cells(&filled, "Security Questionnaire"),
-        sheet_cells(&truth, "Security Questionnaire"),
+        common::sheet_cells(&filled, "Security Questionnaire"),
+        common::sheet_cells(&truth, "Security Questionnaire"),
     );
     let (mut written, mut right) = (0, 0);
     for q in &questions {
         let choice = q.slots.iter().find(|s| !s.choices.is_empty()).unwrap();
         let comment = q.slots.iter().find(|s| s.choices.is_empty()).unwrap();
-        let got = text(&filled_cells, choice.cell.row, choice.cell.col);
-        let explanation = text(&filled_cells, comment.cell.row, comment.cell.col);
+        let got = common::cell_text(&filled_cells, choice.cell.row, choice.cell.col);
+        let explanation = common::cell_text(&filled_cells, comment.cell.row, comment.cell.col);
         if got.is_empty() {
             assert!(
                 explanation.is_empty(),
@@ -97,7 +81,7 @@ fn demo_writes_trusted_answers_and_drafts_the_rest() {
             continue;
         }
         written += 1;
-        let want = text(&truth_cells, choice.cell.row, choice.cell.col);
+        let want = common::cell_text(&truth_cells, choice.cell.row, choice.cell.col);
         right += usize::from(got == want);
         // The support check: a written explanation is (nearly) all words of one passage.
         if !explanation.is_empty() {

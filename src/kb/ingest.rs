@@ -166,6 +166,18 @@ fn collect_inputs(
 /// workbooks and Markdown answer banks.
 pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Chunk>, String> {
     if kind == SourceKind::Workbook {
+        // An rfpq review workbook gives its reviewer-approved answers.
+        let reviewed = std::panic::catch_unwind(|| library::from_review(&bytes))
+            .map_err(|_| "the workbook reader crashed on this file".to_string())??;
+        if let Some(answers) = reviewed {
+            if answers.is_empty() {
+                return Err("a review workbook with no approved or edited row (set Decision to approve or edit first)".into());
+            }
+            return Ok(answers
+                .into_iter()
+                .map(|a| chunk::answer_chunk(name, a))
+                .collect());
+        }
         let answers = std::panic::catch_unwind(|| library::from_workbook(bytes))
             .map_err(|_| "the workbook reader crashed on this file".to_string())??;
         if answers.is_empty() {

@@ -1,6 +1,7 @@
 //! The answer library: past answered questions as records (question → the values given),
 //! read from answered questionnaires through the workbook engine and from Markdown answer
-//! banks ("### Question?" followed by "**Yes.** …"). Does not search or embed them.
+//! banks ("### Question?" followed by "**Yes.** …"), and reviewer-approved answers from an
+//! rfpq review workbook. Does not search or embed them.
 
 use crate::workbook::{self, CellRef, OtherRowKind, SkipReason, SlotKind, read};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,9 @@ pub struct LibraryAnswer {
     /// The section (sheet group or Markdown heading) above the question.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub section: Option<String>,
+    /// A reviewer approved or wrote these values (read from an rfpq review workbook).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approved: bool,
 }
 
 impl LibraryAnswer {
@@ -139,11 +143,60 @@ pub fn from_workbook(bytes: Vec<u8>) -> Result<Vec<LibraryAnswer>, String> {
                 values,
                 location: format!("{}!{row}", plan.name),
                 section,
+                approved: false,
             });
         }
     }
     out.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(out)
+}
+
+/// The approved and edited rows of a reviewed rfpq review workbook, marked `approved`, with
+/// their Final values made legal. `Ok(None)` when `bytes` is not a review workbook; rows the
+/// reviewer did not stand behind (no Decision, rejected, an illegal value) are left out.
+pub fn from_review(bytes: &[u8]) -> Result<Option<Vec<LibraryAnswer>>, String> {
+    use crate::workbook::review::{final_columns, read_review};
+    let Ok(rows) = read_review(bytes) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for r in rows {
+        if !r.verdict().is_ok_and(|v| v.reviewed()) {
+            continue;
+        }
+        let Ok(values) = r.legal_finals() else {
+            continue;
+        };
+        let names = final_columns(&r.slots);
+        let values: Vec<SlotValue> = r
+            .slots
+            .iter()
+            .zip(values)
+            .zip(names)
+            .filter_map(|((slot, v), name)| {
+                let header = if slot.header.trim().is_empty() {
+                    name.trim_start_matches(crate::workbook::review::FINAL_PREFIX)
+                        .to_string()
+                } else {
+                    slot.header.split_whitespace().collect::<Vec<_>>().join(" ")
+                };
+                v.map(|value| SlotValue { header, value })
+            })
+            .collect();
+        if values.is_empty() || r.question.trim().is_empty() {
+            continue;
+        }
+        out.push(LibraryAnswer {
+            question_id: r.id.clone(),
+            question: r.question.trim().to_string(),
+            values,
+            location: r.location(),
+            section: None,
+            approved: true,
+        });
+    }
+    out.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(Some(out))
 }
 
 /// Verdicts a Markdown answer bank opens an answer with (`**Yes.**`).
@@ -228,6 +281,7 @@ pub fn from_markdown(text: &str) -> Vec<LibraryAnswer> {
             values,
             location: title.to_string(),
             section: section.clone(),
+            approved: false,
         });
     }
     out

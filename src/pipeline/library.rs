@@ -188,6 +188,9 @@ pub fn fit(hit: &Hit, slots: &[AnswerSlot], asked: &str) -> Result<LibraryFit, S
     if let Some(id) = &answer.question_id {
         source.push_str(&format!(" ({id})"));
     }
+    if answer.approved {
+        source.push_str(" [reviewer-approved]");
+    }
     Ok(LibraryFit {
         values,
         similarity: hit.vector_score,
@@ -236,6 +239,7 @@ mod tests {
                     .collect(),
                 location: "Answers!5".into(),
                 section: None,
+                approved: false,
             }),
             library_match: true,
         }

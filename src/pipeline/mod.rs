@@ -5,6 +5,7 @@
 //! nothing about queues.
 
 pub mod answer;
+pub mod apply;
 pub mod classify;
 pub mod confidence;
 pub mod context;
@@ -13,6 +14,7 @@ pub mod dedup;
 pub mod library;
 pub mod plan;
 pub mod retrieve;
+pub mod run;
 pub mod support;
 
 pub use confidence::Band;
@@ -21,7 +23,9 @@ pub use plan::{Plan, PlannedRow};
 use crate::kb::{Hit, KnowledgeBase};
 use crate::router::config::{Task, WriteDrafts};
 use crate::router::{CallRecord, Router};
-use crate::workbook::review::{ReviewReport, ReviewRow, UsageLine, write_review_report};
+use crate::workbook::review::{
+    ReviewReport, ReviewRow, ReviewSlot, UsageLine, write_review_report,
+};
 use crate::workbook::{CellRef, CellWrite, QuestionRow, WorkbookError};
 use classify::RowKind;
 use futures_util::StreamExt;
@@ -788,6 +792,8 @@ pub fn assemble_with(
         })
         .collect();
     let filled = crate::workbook::patch::patch(original, &writes)?;
+    // The slots (headers, legal values) of every question, for the editable Final columns.
+    let questionnaire = crate::workbook::detect(&crate::workbook::read::open(original)?);
     let rows: Vec<ReviewRow> = outcomes
         .iter()
         .filter(|o| o.kind == RowKind::Question)
@@ -809,6 +815,10 @@ pub fn assemble_with(
             model: o.model.clone(),
             status: o.status.label().to_string(),
             note: o.note.clone(),
+            written: o.written,
+            slots: review_slots(questionnaire.question(&o.sheet, o.row), o),
+            kb_version: o.kb_version.clone(),
+            config_hash: o.config_hash.clone(),
         })
         .collect();
     let review = write_review_report(&rows, &summary.review_report())?;
@@ -817,6 +827,24 @@ pub fn assemble_with(
         review,
         elapsed: started.elapsed(),
     })
+}
+
+/// The review workbook's slots of a row: header, kind and legal values from the questionnaire,
+/// the draft from the outcome (a row the questionnaire does not list gets none).
+fn review_slots(q: Option<&QuestionRow>, o: &RowOutcome) -> Vec<ReviewSlot> {
+    let Some(q) = q else {
+        return Vec::new();
+    };
+    q.slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| ReviewSlot {
+            header: slot.header.clone(),
+            kind: slot.kind,
+            choices: slot.choices.clone(),
+            draft: o.slot_values.get(i).cloned().flatten(),
+        })
+        .collect()
 }
 
 /// Where a job's time went, in seconds. `llm_s`, `embed_s` and `retrieval_s` are summed over

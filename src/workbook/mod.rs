@@ -9,6 +9,7 @@ pub mod patch;
 pub mod read;
 pub mod review;
 mod sheet_xml;
+pub mod values;
 pub mod verify;
 mod xml;
 

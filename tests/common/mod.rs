@@ -12,6 +12,23 @@ use rust_xlsxwriter::{DataValidation, Format, Workbook};
 use std::path::Path;
 use std::sync::Arc;
 
+/// One sheet of a workbook as calamine reads it.
+pub fn sheet_cells(bytes: &[u8], sheet: &str) -> calamine::Range<calamine::Data> {
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    book.worksheet_range(sheet).unwrap()
+}
+
+/// A cell's value as trimmed text (empty for an empty cell); 0-based row and column.
+pub fn cell_text(range: &calamine::Range<calamine::Data>, row: u32, col: u32) -> String {
+    range
+        .get_value((row, col))
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// Redis the tests talk to (scripts/test.sh starts one when nothing answers).
 pub fn redis_url() -> String {
     std::env::var("RFPQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
