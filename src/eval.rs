@@ -108,10 +108,12 @@ pub struct Tally {
 /// The evaluation of one filled copy against its truth.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
+    /// What the filled copy holds.
     pub overall: Tally,
-    /// By review band (`library`, `high`, `review`; `unlisted` without a review entry).
+    /// By review band (`library`, `high`, `review`; `unlisted` without a review entry). A
+    /// row not written counts with its draft choice, so these are reliability tables.
     pub by_band: BTreeMap<String, Tally>,
-    /// By confidence range, e.g. `0.60-0.80`.
+    /// By confidence range, e.g. `0.60-0.80` (drafts counted like `by_band`).
     pub by_confidence: BTreeMap<String, Tally>,
     /// Text slots count as similar at this cosine or above.
     pub similar_at: f32,
@@ -853,8 +855,14 @@ pub async fn evaluate(
         if let Some(c) = conf {
             accs.push(by_conf.entry(confidence_range(c).into()).or_default());
         }
-        for acc in accs {
-            acc.tally.add(s, similar_at);
+        // The reliability tables judge a row's answer whether written or drafted.
+        let mut judged = s.clone();
+        if judged.filled.is_none() && judged.draft.is_some() {
+            judged.filled.clone_from(&judged.draft);
+            judged.agrees = judged.draft_agrees;
+        }
+        for (k, acc) in accs.into_iter().enumerate() {
+            acc.tally.add(if k == 0 { s } else { &judged }, similar_at);
             acc.rows.insert(key.clone());
             if let Some(sim) = s.similarity {
                 acc.sims.push(sim);
@@ -1051,6 +1059,7 @@ impl EvalReport {
             t
         };
         if self.review {
+            s.push_str("\nreliability (written choices and drafts alike):");
             s.push_str(&table("band", &self.by_band));
             s.push_str(&table("confidence", &self.by_confidence));
         } else {
