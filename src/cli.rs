@@ -81,14 +81,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Compare a filled questionnaire with a labelled copy: choice agreement, text similarity,
-    /// coverage and a reliability table of confidence bands (from the review workbook).
+    /// Compare a filled questionnaire with a labelled copy: precision of written choices,
+    /// coverage, drafts, recall of each true value, each beside the always-majority baseline
+    /// (and, with --baseline, copying another questionnaire's answers); text similarity and a
+    /// reliability table of confidence bands (from the review workbook).
     Eval {
         filled: PathBuf,
         truth: PathBuf,
         /// The filled copy's review workbook (default: FILLED with .review.xlsx, if present).
         #[arg(long)]
         review: Option<PathBuf>,
+        /// An answered questionnaire (e.g. last year's) for the copy-nearest baseline: each
+        /// question takes the answer of its most similar question there.
+        #[arg(long, value_name = "OTHER.xlsx")]
+        baseline: Option<PathBuf>,
         /// Text answers at least this similar (cosine) to the truth count as similar.
         #[arg(long, default_value_t = 0.7)]
         similar_at: f32,
@@ -464,6 +470,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             filled,
             truth,
             review,
+            baseline,
             similar_at,
             json,
         } => {
@@ -479,6 +486,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 read(&filled)?,
                 read(&truth)?,
                 review.as_deref().map(read).transpose()?,
+                baseline.as_deref().map(read).transpose()?,
                 similar_at,
             )
             .await?;
