@@ -546,8 +546,11 @@ async fn create_job(
             &loaded.bytes,
             kb.as_ref(),
             up.batch_size.unwrap_or(s.batch_size),
-            q.source_format,
-            &q.warnings,
+            &crate::queue::SubmitExtras {
+                format: q.source_format,
+                warnings: q.warnings.clone(),
+                write_drafts: None,
+            },
         )
         .await?;
     s.counters.submitted.fetch_add(1, Ordering::Relaxed);

@@ -392,10 +392,21 @@ fn router_config(g: &Global) -> Result<RouterConfig> {
         Some(path) => RouterConfig::load(path)?,
         None => RouterConfig::builtin(),
     };
-    if let Some(w) = g.write_drafts.as_deref().and_then(WriteDrafts::parse) {
+    if let Some(w) = write_drafts(g)? {
         cfg.answering.write_drafts = w;
     }
     Ok(cfg)
+}
+
+/// The global `--write-drafts`, checked.
+fn write_drafts(g: &Global) -> Result<Option<WriteDrafts>> {
+    match g.write_drafts.as_deref() {
+        None => Ok(None),
+        Some(w) => match WriteDrafts::parse(w) {
+            Some(w) => Ok(Some(w)),
+            None => bail!("--write-drafts takes review_only or cells, not '{w}'"),
+        },
+    }
 }
 
 fn load_router(g: &Global) -> Result<Arc<Router>> {
@@ -504,8 +515,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             wait,
         } => {
             let queue = RfpQueue::connect(queue_config(&g)).await?;
-            let submitted =
-                crate::submit::submit_file(&queue, &file, kb.as_deref(), batch_size).await?;
+            let submitted = crate::submit::submit_file(
+                &queue,
+                &file,
+                kb.as_deref(),
+                batch_size,
+                write_drafts(&g)?,
+            )
+            .await?;
             for w in &submitted.warnings {
                 eprintln!("warning: {w}");
             }
@@ -589,6 +606,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let queue = RfpQueue::connect(queue_config(&g)).await?;
             let mut opts = crate::watch::WatchOptions::new(inbox, out);
+            opts.write_drafts = write_drafts(&g)?;
             opts.kb = kb;
             opts.batch_size = batch_size;
             opts.poll = Duration::from_millis(poll_ms.max(50));
@@ -1541,6 +1559,7 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
                 &checklist,
                 Some(&absolute(&kb_dir)?),
                 crate::submit::DEFAULT_BATCH_SIZE,
+                write_drafts(g)?,
             )
             .await?
             .id;

@@ -1336,6 +1336,7 @@ mod tests {
             ],
             location: format!("Past!{q}"),
             section: None,
+            approved: false,
         };
         let past = vec![past("yes", "yes"), past("no", "No"), past("na", "NA")];
         let vectors = [

@@ -554,6 +554,15 @@ impl Milestone {
 
 pub use crate::now_ms;
 
+/// What a submission carries besides the file: its format and warnings (from loading it) and
+/// the job's own `write_drafts` (`None`: the answering worker's config decides).
+#[derive(Debug, Clone, Default)]
+pub struct SubmitExtras {
+    pub format: SourceFormat,
+    pub warnings: Vec<String>,
+    pub write_drafts: Option<crate::router::config::WriteDrafts>,
+}
+
 /// Handle on the queue: producers and workers both use it. Cheap to clone.
 #[derive(Clone)]
 pub struct RfpQueue {
@@ -634,22 +643,22 @@ impl RfpQueue {
         kb: Option<&KbRef>,
         batch_size: usize,
     ) -> Result<String, QueueError> {
-        self.submit_loaded(file_name, bytes, kb, batch_size, SourceFormat::Xlsx, &[])
+        self.submit_loaded(file_name, bytes, kb, batch_size, &SubmitExtras::default())
             .await
     }
 
     /// [`Self::submit`] for a workbook already loaded by [`crate::workbook::load`]: `bytes` is
-    /// the package to patch, `format` the submitted file's format, `warnings` what the user
-    /// must be told about it (shown by `status`).
+    /// the package to patch; `extras` the submitted file's format, what the user must be told
+    /// about it (shown by `status`) and the job's own `write_drafts`.
     pub async fn submit_loaded(
         &self,
         file_name: &str,
         bytes: &[u8],
         kb: Option<&KbRef>,
         batch_size: usize,
-        format: SourceFormat,
-        warnings: &[String],
+        extras: &SubmitExtras,
     ) -> Result<String, QueueError> {
+        let (format, warnings) = (extras.format, &extras.warnings);
         let id = uuid::Uuid::now_v7().to_string();
         let mut conn = self.conn.clone();
         let ttl = RETENTION.as_secs();
@@ -667,6 +676,9 @@ impl RfpQueue {
             fields.push(("kb_version", kb.version.clone()));
         }
         fields.push(("source_format", format.as_str().into()));
+        if let Some(w) = extras.write_drafts {
+            fields.push(("write_drafts", w.as_str().into()));
+        }
         if !warnings.is_empty() {
             fields.push((
                 "warnings",

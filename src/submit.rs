@@ -108,12 +108,14 @@ pub struct Submitted {
     pub warnings: Vec<String>,
 }
 
-/// Validates `path` and queues it.
+/// Validates `path` and queues it; `write_drafts` is the job's own policy (`None`: the
+/// worker's config decides).
 pub async fn submit_file(
     queue: &RfpQueue,
     path: &Path,
     kb: Option<&str>,
     batch_size: usize,
+    write_drafts: Option<crate::router::config::WriteDrafts>,
 ) -> Result<Submitted, SubmitError> {
     let (bytes, q) = validate_file(path).await?;
     let kb = match kb {
@@ -130,8 +132,11 @@ pub async fn submit_file(
             &bytes,
             kb.as_ref(),
             batch_size,
-            q.source_format,
-            &q.warnings,
+            &crate::queue::SubmitExtras {
+                format: q.source_format,
+                warnings: q.warnings.clone(),
+                write_drafts,
+            },
         )
         .await?;
     Ok(Submitted {

@@ -68,6 +68,8 @@ pub struct WatchOptions {
     /// How long a package that looks cut off (no zip central directory, partial OLE sector) may
     /// stay unchanged before it is submitted anyway (and refused as damaged).
     pub incomplete_grace: Duration,
+    /// The jobs' own `write_drafts` (`None`: the workers' config decides).
+    pub write_drafts: Option<crate::router::config::WriteDrafts>,
 }
 
 impl WatchOptions {
@@ -81,6 +83,7 @@ impl WatchOptions {
             poll: Duration::from_secs(1),
             settle: Duration::from_secs(2),
             incomplete_grace: Duration::from_secs(60),
+            write_drafts: None,
         }
     }
 }
@@ -358,7 +361,15 @@ impl Watcher<'_> {
             }
         }
         let kb = self.opts.kb.as_deref();
-        match submit::submit_file(self.queue, &file.path, kb, self.opts.batch_size).await {
+        match submit::submit_file(
+            self.queue,
+            &file.path,
+            kb,
+            self.opts.batch_size,
+            self.opts.write_drafts,
+        )
+        .await
+        {
             Ok(submitted) => {
                 self.warned.remove(&file.name);
                 self.seen.remove(&file.path);

@@ -272,7 +272,15 @@ impl Shared {
             .await;
         let plan_started = std::time::Instant::now();
         crate::submit::require_questions(&questionnaire).map_err(fail)?;
-        let plan = Plan::build(&self.router, &questionnaire).await;
+        let mut plan = Plan::build(&self.router, &questionnaire).await;
+        // The job's own write_drafts (`rfpq --write-drafts … submit`), else this worker's config.
+        plan.write_drafts = self
+            .queue
+            .meta(id)
+            .await
+            .map_err(retry)?
+            .get("write_drafts")
+            .and_then(|w| crate::router::config::WriteDrafts::parse(w));
         let _ = self
             .queue
             .record_time(id, crate::queue::Stage::Plan, plan_started.elapsed())

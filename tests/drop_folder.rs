@@ -88,7 +88,10 @@ fn assert_answered(filled: &Path, review: &Path, questions: usize) {
             .get_value((row, 2))
             .map(|v| v.to_string())
             .unwrap_or_default();
-        let status = review_sheet.get_value((row, 10)).unwrap().to_string();
+        let status = review_sheet
+            .get_value((row, common::column(&review_sheet, "Status")))
+            .unwrap()
+            .to_string();
         assert!(
             ["Yes", "No", "N/A"].contains(&answer.as_str())
                 || (answer.is_empty() && status == "needs review"),

@@ -1,6 +1,7 @@
 //! The HTTP API (`rfpq serve`, module `api`) against real Redis: auth before anything is read
 //! or queued, upload → status → cancel, refusals (422, 413), and a full run with an in-process
-//! worker whose filled workbook is downloaded over HTTP.
+//! worker whose filled workbook is downloaded over HTTP and whose reviewed review workbook is
+//! applied over HTTP.
 
 mod common;
 
@@ -532,7 +533,81 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
             .unwrap()
             .contains("filename=\"Vendor Q.review.xlsx\"")
     );
-    assert!(resp.bytes().await.unwrap().starts_with(b"PK"));
+    let review = resp.bytes().await.unwrap().to_vec();
+    assert!(review.starts_with(b"PK"));
+
+    // The reviewer's decisions go back over HTTP: the job's original with them applied.
+    let range = common::sheet_cells(&review, "Review");
+    let col = |name: &str| {
+        (0..range.width() as u32)
+            .find(|c| common::cell_text(&range, 0, *c) == name)
+            .unwrap()
+    };
+    let reviewed = |answer: &str| {
+        let edit = |c: &str, v: &str| rfpq::workbook::CellWrite {
+            sheet: "Review".into(),
+            cell: rfpq::workbook::CellRef::new(1, col(c)),
+            value: v.into(),
+        };
+        rfpq::workbook::patch::patch(
+            &review,
+            &[
+                edit("Decision", "edit"),
+                edit("Final: Answer", answer),
+                edit(
+                    "Final: Comments",
+                    "AES-256 at rest, reviewed by the security team.",
+                ),
+            ],
+        )
+        .unwrap()
+    };
+    let apply = |bytes: Vec<u8>, query: &str| {
+        http.post(server.url(&format!("/jobs/{id}/apply{query}")))
+            .bearer_auth(TOKEN)
+            .multipart(upload("Vendor Q.review.xlsx", bytes))
+            .send()
+    };
+    let resp = apply(reviewed("yes"), "").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("filename=\"Vendor Q.final.xlsx\"")
+    );
+    let report: Value =
+        serde_json::from_str(resp.headers()["x-rfpq-apply-report"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        (report["edited"].as_u64(), report["cells"].as_u64()),
+        (Some(1), Some(2)),
+        "{report}"
+    );
+    let final_bytes = resp.bytes().await.unwrap().to_vec();
+    let sheet = common::sheet_cells(&final_bytes, "Security");
+    assert_eq!(
+        (
+            common::cell_text(&sheet, 1, 2),
+            common::cell_text(&sheet, 1, 3)
+        ),
+        (
+            "Yes".to_string(),
+            "AES-256 at rest, reviewed by the security team.".to_string()
+        )
+    );
+    // An illegal value under ?strict=true refuses the whole apply, naming the row.
+    let resp = apply(reviewed("Maybe"), "?strict=true").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = json(resp).await;
+    assert!(
+        body.to_string().contains("Security!2") && body.to_string().contains("'Maybe'"),
+        "{body}"
+    );
+    // A file that is not a review workbook is refused.
+    let resp = apply(common::questionnaire(&["Anything?"]), "")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     worker.shutdown().await.unwrap();
     server.stop().await;

@@ -247,12 +247,15 @@ async fn nothing_relevant_in_the_kb_means_an_abstention_the_reviewer_sees() {
     use calamine::Reader;
     let sheet = review.worksheet_range("Review").unwrap();
     assert_eq!(
-        sheet.get_value((1, 10)).unwrap().to_string(),
+        sheet
+            .get_value((1, common::column(&sheet, "Status")))
+            .unwrap()
+            .to_string(),
         "needs review"
     );
     assert!(
         sheet
-            .get_value((1, 11))
+            .get_value((1, common::column(&sheet, "Note")))
             .unwrap()
             .to_string()
             .contains("insufficient evidence")

@@ -27,7 +27,7 @@ async fn cancel_from_another_process_stops_a_running_job_and_keeps_finished_rows
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
     let prefix = common::prefix("cancel");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 4)
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 4, None)
         .await
         .unwrap()
         .id;
@@ -106,7 +106,7 @@ async fn a_queued_job_is_cancelled_atomically_and_never_planned() {
     .unwrap();
     let prefix = common::prefix("cancel-queued");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, None, 4)
+    let id = rfpq::submit::submit_file(&queue, &path, None, 4, None)
         .await
         .unwrap()
         .id;
@@ -148,7 +148,7 @@ async fn retry_answers_only_the_failed_rows() {
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(6));
     let prefix = common::prefix("retry");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3)
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3, None)
         .await
         .unwrap()
         .id;
@@ -213,7 +213,7 @@ async fn a_parent_stuck_waiting_for_a_dead_child_is_repaired_by_the_sweeper() {
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(2));
     let prefix = common::prefix("sweep");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, None, 2)
+    let id = rfpq::submit::submit_file(&queue, &path, None, 2, None)
         .await
         .unwrap()
         .id;

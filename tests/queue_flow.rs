@@ -49,10 +49,17 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
 
     let prefix = common::prefix("flow");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 2)
-        .await
-        .expect("submit")
-        .id;
+    // This job asks for its drafts in the cells too (`rfpq --write-drafts cells submit`).
+    let id = rfpq::submit::submit_file(
+        &queue,
+        &path,
+        Some(kb.to_str().unwrap()),
+        2,
+        Some(rfpq::router::config::WriteDrafts::Cells),
+    )
+    .await
+    .expect("submit")
+    .id;
     let queued = queue.status(&id).await.unwrap();
     assert_eq!(queued.state, JobPhase::Queued);
     // The job pins the KB snapshot it will use; the worker fetches that version from Redis.
@@ -89,7 +96,10 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
             .map(|v| v.to_string())
             .unwrap_or_default();
         // A legal value, or an empty cell the review workbook flags (an abstention).
-        let status = review_sheet.get_value((row, 10)).unwrap().to_string();
+        let status = review_sheet
+            .get_value((row, common::column(&review_sheet, "Status")))
+            .unwrap()
+            .to_string();
         assert!(
             ["Yes", "No", "N/A"].contains(&answer.as_str())
                 || (answer.is_empty() && status == "needs review"),
@@ -106,13 +116,27 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
     );
     assert!(
         review_sheet
-            .get_value((4, 11))
+            .get_value((4, common::column(&review_sheet, "Note")))
             .unwrap()
             .to_string()
             .contains("insufficient evidence")
     );
     let r = &st.report;
     assert_eq!((r.questions, r.abstained), (5, 1), "{r:?}");
+    // The job's own write_drafts reached the worker: every answered row is written, drafts
+    // (band `review`) included.
+    assert_eq!((r.written, r.drafted), (4, 0), "{r:?}");
+    let (band, written) = (
+        common::column(&review_sheet, "Band"),
+        common::column(&review_sheet, "Written"),
+    );
+    assert!(
+        (1..review_sheet.height() as u32).any(|l| {
+            common::cell_text(&review_sheet, l, band) == "review"
+                && common::cell_text(&review_sheet, l, written) == "yes"
+        }),
+        "a draft was written into the cells"
+    );
     assert_eq!(
         r.llm_calls["classify"], 0,
         "every row is clearly a question"
@@ -213,7 +237,7 @@ async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row
     let prefix = common::prefix("handoff");
     let (cfg, queue) = common::queue(&prefix).await;
     // One batch holding every row, so the shutdown lands in the middle of it.
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 12)
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 12, None)
         .await
         .unwrap()
         .id;
@@ -270,7 +294,7 @@ async fn a_repeated_question_is_answered_once_and_checkpointed_for_every_copy() 
     let prefix = common::prefix("repeats");
     let (cfg, queue) = common::queue(&prefix).await;
     // One row per batch: the copies sit in other batches than the row that is answered.
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 1)
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 1, None)
         .await
         .unwrap()
         .id;

@@ -65,7 +65,7 @@ async fn a_job_survives_a_redis_restart_with_aof() {
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
     let cfg = QueueConfig::new(url, "{rfpq-restart}");
     let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 4)
+    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 4, None)
         .await
         .unwrap()
         .id;

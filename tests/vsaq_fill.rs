@@ -29,6 +29,10 @@ fn run(args: &[&str]) -> serde_json::Value {
 fn review_rows(path: &Path) -> BTreeMap<(String, u32), (String, String)> {
     let mut xl: Xlsx<_> = calamine::open_workbook(path).expect("review opens");
     let range = xl.worksheet_range("Review").unwrap();
+    let (status, sources) = (
+        common::column(&range, "Status") as usize,
+        common::column(&range, "Sources") as usize,
+    );
     range
         .rows()
         .skip(1)
@@ -39,7 +43,7 @@ fn review_rows(path: &Path) -> BTreeMap<(String, u32), (String, String)> {
             };
             (
                 (r[0].to_string(), row),
-                (r[10].to_string(), r[8].to_string()),
+                (r[status].to_string(), r[sources].to_string()),
             )
         })
         .collect()

@@ -198,7 +198,7 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
     let next_dir = t.tmp.path().join("next");
     std::fs::create_dir_all(&next_dir).unwrap();
     let next = common::questionnaire_file(&next_dir, &common::mfa_questions(1));
-    let id2 = rfpq::submit::submit_file(queue, &next, Some(t.kb.to_str().unwrap()), 1)
+    let id2 = rfpq::submit::submit_file(queue, &next, Some(t.kb.to_str().unwrap()), 1, None)
         .await
         .unwrap()
         .id;

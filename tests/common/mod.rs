@@ -29,6 +29,13 @@ pub fn cell_text(range: &calamine::Range<calamine::Data>, row: u32, col: u32) ->
         .to_string()
 }
 
+/// The 0-based column of the header `name` in row 0 (review sheets are read by header).
+pub fn column(range: &calamine::Range<calamine::Data>, name: &str) -> u32 {
+    (0..range.width() as u32)
+        .find(|c| cell_text(range, 0, *c) == name)
+        .unwrap_or_else(|| panic!("no '{name}' column"))
+}
+
 /// Redis the tests talk to (scripts/test.sh starts one when nothing answers).
 pub fn redis_url() -> String {
     std::env::var("RFPQ_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -284,6 +291,7 @@ impl StubJob {
             &self.questionnaire,
             Some(self.kb.to_str().unwrap()),
             batch_size,
+            None,
         )
         .await
         .expect("submit")
