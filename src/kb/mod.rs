@@ -230,6 +230,7 @@ impl KnowledgeBase {
         let chunks = store::read_chunks(dir)?;
         let index = Index::restore_view(&dir.join(store::INDEX_FILE).to_string_lossy())
             .map_err(index_err)?;
+        index.change_expansion_search(store::EXPANSION_SEARCH);
         if index.size() != chunks.len() || chunks.len() != manifest.chunks {
             return Err(io_err(
                 dir,
