@@ -1,7 +1,8 @@
 //! Knowledge-base benchmark: ingest throughput without embedding (extract + chunk of the
-//! fixture documents), and, on synthetic clustered 384-d vectors, index build, snapshot open
-//! (load) time, top-10 search p50/p99 (vector and hybrid), HNSW recall against exact search
-//! and memory. Run with `cargo bench --bench kb [-- --sizes 100000,1000000 --quant f32,i8]`;
+//! fixture documents), and, on synthetic clustered 384-d vectors, index build (one thread),
+//! snapshot open (load) time, top-10 search p50/p99 (vector and hybrid) through HNSW and
+//! through exact search (where `kb::EXACT_SEARCH_MAX` comes from), HNSW recall against exact
+//! search and memory. Run with `cargo bench --bench kb [-- --sizes 100000,1000000 --quant f32,i8]`;
 //! each size runs in a child process so its peak RSS is its own. Figures go to BENCHMARKS.md.
 
 use rfpq::kb::{self, Chunk, FORMAT, Manifest, Quantization, RecordKind, SourceKind};
@@ -11,7 +12,6 @@ use std::time::Instant;
 const DIMS: usize = 384;
 const CLUSTERS: usize = 2_000;
 const QUERIES: usize = 1_000;
-const RECALL_QUERIES: usize = 50;
 
 fn rss_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -176,63 +176,60 @@ fn search_case(n: usize, quant: Quantization, dir: &std::path::Path) {
     }
     let rss0 = rss_kib("VmRSS:");
     let t = Instant::now();
-    let base = kb::KnowledgeBase::open(&kb_dir).unwrap();
+    let mut base = kb::KnowledgeBase::open(&kb_dir).unwrap();
     let open_s = t.elapsed().as_secs_f64();
     let rss_open = rss_kib("VmRSS:");
     let queries: Vec<Vec<f32>> = (0..QUERIES).map(|_| synth.sample().1).collect();
-    let mut vector_ms = Vec::with_capacity(QUERIES);
-    for q in &queries {
-        let t = Instant::now();
-        let hits = base.search_vector(q, 10).unwrap();
-        vector_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(hits.len(), 10);
-    }
-    vector_ms.sort_by(f64::total_cmp);
     // Hybrid: the first call builds the lexical index (timed separately).
+    base.set_exact_search_max(0);
     let t = Instant::now();
     base.search_embedded("control OPS-123 evidence", &queries[0], 10)
         .unwrap();
     let lexical_build_s = t.elapsed().as_secs_f64();
-    let mut hybrid_ms = Vec::with_capacity(QUERIES);
+    // Exact search: the first query reads every vector out of the index (timed separately).
+    base.set_exact_search_max(usize::MAX);
+    let rss_before_exact = rss_kib("VmRSS:");
+    let t = Instant::now();
+    base.search_vector(&queries[0], 10).unwrap();
+    let exact_load_s = t.elapsed().as_secs_f64();
+    let exact_mib = rss_kib("VmRSS:").saturating_sub(rss_before_exact) as f64 / 1024.0;
+    // The same queries through HNSW and exact search, alternating so both see the same load.
+    let mut times: [[Vec<f64>; 2]; 2] = Default::default();
+    let mut found = 0;
     for (i, q) in queries.iter().enumerate() {
         let text = format!("topic evidence for control OPS-{:03}", i % 997);
-        let t = Instant::now();
-        base.search_embedded(&text, q, 10).unwrap();
-        hybrid_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let mut ids: [Vec<u64>; 2] = Default::default();
+        for (mode, limit) in [(0, 0), (1, usize::MAX)] {
+            base.set_exact_search_max(limit);
+            let t = Instant::now();
+            let hits = base.search_vector(q, 10).unwrap();
+            times[mode][0].push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(hits.len(), 10);
+            ids[mode] = hits.iter().map(|h| h.id).collect();
+            let t = Instant::now();
+            base.search_embedded(&text, q, 10).unwrap();
+            times[mode][1].push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        // HNSW recall@10 against exact search.
+        found += ids[0].iter().filter(|id| ids[1].contains(id)).count();
     }
-    hybrid_ms.sort_by(f64::total_cmp);
-    // HNSW recall@10 against exact (brute-force) search on a sample.
-    let mut found = 0;
-    for q in queries.iter().take(RECALL_QUERIES) {
-        let approx: std::collections::HashSet<u64> = base
-            .search_vector(q, 10)
-            .unwrap()
-            .iter()
-            .map(|h| h.id)
-            .collect();
-        let mut exact: Vec<(f32, u64)> = (0..n as u64)
-            .map(|id| {
-                let v = base.vector(id).unwrap();
-                (v.iter().zip(q).map(|(a, b)| a * b).sum::<f32>(), id)
-            })
-            .collect();
-        exact.select_nth_unstable_by(9, |a, b| b.0.total_cmp(&a.0));
-        found += exact[..10]
-            .iter()
-            .filter(|(_, id)| approx.contains(id))
-            .count();
+    for mode in &mut times {
+        for t in mode {
+            t.sort_by(f64::total_cmp);
+        }
     }
+    let p = |t: &Vec<f64>| format!("{:.3}/{:.3}", percentile(t, 0.5), percentile(t, 0.99));
     let st = base.stats();
     println!(
-        "{{\"case\":\"search\",\"n\":{n},\"quantization\":\"{quant:?}\",\"build_s\":{},\"index_mib\":{:.1},\"open_s\":{open_s:.4},\"rss_open_mib\":{:.1},\"vector_p50_ms\":{:.3},\"vector_p99_ms\":{:.3},\"lexical_build_s\":{lexical_build_s:.2},\"hybrid_p50_ms\":{:.3},\"hybrid_p99_ms\":{:.3},\"recall_at_10\":{:.3},\"rss_peak_mib\":{:.1}}}",
+        "{{\"case\":\"search\",\"n\":{n},\"quantization\":\"{quant:?}\",\"build_s\":{},\"index_mib\":{:.1},\"open_s\":{open_s:.4},\"rss_open_mib\":{:.1},\"hnsw_vector_p50_p99_ms\":\"{}\",\"exact_vector_p50_p99_ms\":\"{}\",\"lexical_build_s\":{lexical_build_s:.2},\"hnsw_hybrid_p50_p99_ms\":\"{}\",\"exact_hybrid_p50_p99_ms\":\"{}\",\"exact_load_s\":{exact_load_s:.3},\"exact_rss_mib\":{exact_mib:.1},\"recall_at_10\":{:.3},\"rss_peak_mib\":{:.1}}}",
         build_s.map_or("null".to_string(), |s| format!("{s:.1}")),
         st.index_bytes as f64 / 1048576.0,
         (rss_open.saturating_sub(rss0)) as f64 / 1024.0,
-        percentile(&vector_ms, 0.5),
-        percentile(&vector_ms, 0.99),
-        percentile(&hybrid_ms, 0.5),
-        percentile(&hybrid_ms, 0.99),
-        found as f64 / (RECALL_QUERIES * 10) as f64,
+        p(&times[0][0]),
+        p(&times[1][0]),
+        p(&times[0][1]),
+        p(&times[1][1]),
+        found as f64 / (QUERIES * 10) as f64,
         rss_kib("VmHWM:") as f64 / 1024.0,
     );
 }

@@ -1018,6 +1018,8 @@ pub fn openapi_document() -> Value {
                     "reason": {"type": "string", "nullable": true},
                     "kb": {"type": "string", "nullable": true},
                     "kb_version": {"type": "string", "nullable": true},
+                    "config_hash": {"type": "string", "nullable": true, "description": "Hash of the router configuration the job was planned with; with kb_version, what its answers depend on besides the workbook"},
+                    "config_hashes": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "Rows answered per router configuration hash (more than one: workers with different configurations)"},
                     "source_format": {"type": "string", "enum": ["xlsx", "xlsm", "xls", "ods"]},
                     "warnings": {"type": "array", "items": {"type": "string"}},
                     "created_ms": {"type": "integer"},

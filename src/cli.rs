@@ -1000,6 +1000,9 @@ fn status_details(st: &JobStatus) -> String {
             st.kb_version.as_deref().unwrap_or("unpinned")
         ));
     }
+    if let Some(hash) = &st.config_hash {
+        s.push_str(&format!("\n  router config: {hash}"));
+    }
     for w in &st.warnings {
         s.push_str(&format!("\n  warning: {w}"));
     }
@@ -1037,6 +1040,18 @@ fn status_line(st: &JobStatus) -> String {
         s.push_str(&format!("\n  models: {}", models.join(", ")));
     }
     s.push_str(&status_details(st));
+    let others: Vec<String> = st
+        .config_hashes
+        .iter()
+        .filter(|(h, _)| Some(*h) != st.config_hash.as_ref())
+        .map(|(h, n)| format!("{h} ({n} rows)"))
+        .collect();
+    if !others.is_empty() {
+        s.push_str(&format!(
+            "\n  rows answered under other router configs: {}",
+            others.join(", ")
+        ));
+    }
     s.push_str(&report_line(&st.report));
     s
 }

@@ -132,6 +132,15 @@ pub struct JobStatus {
     pub kb: Option<String>,
     /// The KB snapshot version the job uses.
     pub kb_version: Option<String>,
+    /// The hash of the router configuration the job was planned with (`Router::config_hash`).
+    /// With `kb_version` it names everything its answers depend on besides the workbook.
+    #[serde(default)]
+    pub config_hash: Option<String>,
+    /// Rows answered per router configuration hash (failed rows and copies of a repeated
+    /// question not counted). More than one key: workers with different configurations
+    /// answered this job.
+    #[serde(default)]
+    pub config_hashes: BTreeMap<String, u64>,
     /// Format of the submitted file (`xlsx`, `xlsm`, `xls`, `ods`).
     pub source_format: String,
     pub warnings: Vec<String>,
@@ -993,17 +1002,20 @@ impl RfpQueue {
         .into();
         fields.extend(usage_counters("plan_", calls));
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .set_ex(self.key(id, "plan"), bytes, RETENTION.as_secs())
-            .hset_multiple(self.key(id, "meta"), &fields)
-            .hset(
-                self.key(id, "meta"),
-                PLAN_VERSION,
-                uuid::Uuid::new_v4().simple().to_string(),
-            )
-            .exec_async(&mut conn)
-            .await?;
+            .hset_multiple(self.key(id, "meta"), &fields);
+        if let Some(hash) = &plan.config_hash {
+            pipe.hset(self.key(id, "meta"), "config_hash", hash);
+        }
+        pipe.hset(
+            self.key(id, "meta"),
+            PLAN_VERSION,
+            uuid::Uuid::new_v4().simple().to_string(),
+        )
+        .exec_async(&mut conn)
+        .await?;
         self.enqueue_flow(id, plan, batch_size, "").await
     }
 
@@ -1215,6 +1227,12 @@ impl RfpQueue {
         }
         if !outcome.model.is_empty() && outcome.same_as.is_none() {
             script.arg(format!("model:{}", outcome.model)).arg(1);
+        }
+        if let Some(hash) = &outcome.config_hash
+            && outcome.same_as.is_none()
+            && outcome.status != crate::pipeline::RowStatus::Failed
+        {
+            script.arg(format!("config:{hash}")).arg(1);
         }
         let written: i64 = script.invoke_async(&mut self.conn.clone()).await?;
         Ok(written == 1)
@@ -1454,6 +1472,13 @@ impl RfpQueue {
             reason: m.get("reason").cloned(),
             kb: m.get("kb").cloned(),
             kb_version: m.get("kb_version").cloned(),
+            config_hash: m.get("config_hash").cloned(),
+            config_hashes: m
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((k.strip_prefix("config:")?.to_string(), v.parse().ok()?))
+                })
+                .collect(),
             source_format: m
                 .get("source_format")
                 .cloned()

@@ -157,6 +157,10 @@ async fn without_the_token_nothing_is_read_or_queued() {
     assert_eq!(resp.status(), StatusCode::OK);
     let doc = json(resp).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+    let status = &doc["components"]["schemas"]["JobStatus"]["properties"];
+    for key in ["kb_version", "config_hash", "config_hashes"] {
+        assert!(status[key].is_object(), "JobStatus.{key} is described");
+    }
     assert_eq!(
         doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
         "bearer"
@@ -497,6 +501,11 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
     eprintln!("job finished in {:?}", started.elapsed());
     assert_eq!(st["state"], "completed", "{st}");
     assert!(st["kb_version"].is_string(), "{st}");
+    // … and the router config that planned and answered it.
+    let hash = st["config_hash"]
+        .as_str()
+        .expect("config_hash in the status");
+    assert_eq!(st["config_hashes"][hash], 1, "{st}");
 
     let resp = http
         .get(server.url(&format!("/jobs/{id}/result")))

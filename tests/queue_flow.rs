@@ -67,6 +67,7 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
     assert_eq!(queued.kb_version.as_deref(), Some(version.as_str()));
     assert!(queue.kb_has(&version).await.unwrap());
 
+    let hash = router.config_hash().to_string();
     let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
         .await
         .expect("worker starts");
@@ -75,6 +76,15 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
 
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");
     assert_eq!((st.rows_total, st.rows_done, st.rows_failed), (5, 5, 0));
+    // The status names what the answers depend on: the KB version and the router config.
+    assert_eq!(st.kb_version.as_deref(), Some(version.as_str()));
+    assert_eq!(st.config_hash.as_deref(), Some(hash.as_str()), "{st:?}");
+    assert_eq!(
+        st.config_hashes.iter().collect::<Vec<_>>(),
+        vec![(&hash, &5)],
+        "every row answered under the planning config"
+    );
+    assert_eq!(st.to_json()["config_hash"], hash.as_str());
 
     let filled = queue
         .result(&id, false)

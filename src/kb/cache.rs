@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"RFPQEMB1";
+/// Version 2: the embedded model's vectors no longer depend on the texts embedded beside them
+/// (no padding), so version-1 vectors, which did, are not mixed with them.
+const MAGIC: &[u8; 8] = b"RFPQEMB2";
+const MAGIC_V1: &[u8; 8] = b"RFPQEMB1";
 
 pub type TextHash = [u8; 32];
 
@@ -93,6 +96,11 @@ impl EmbeddingCache {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<(), &'static str> {
+        if bytes.len() >= 8 && &bytes[..8] == MAGIC_V1 {
+            return Err(
+                "written by an older rfpq, whose embedded-model vectors depended on the texts embedded with them; it is rebuilt",
+            );
+        }
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err("not an rfpq embedding cache");
         }
@@ -210,5 +218,18 @@ mod tests {
         let c = EmbeddingCache::open(dir.path(), "all-minilm-l6-v2");
         assert_eq!(c.len(), 3);
         assert_eq!(c.get(&text_hash("d")), Some(&vec![7.0, 8.0, 9.0]));
+    }
+
+    #[test]
+    fn a_version_1_cache_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = MAGIC_V1.to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.extend_from_slice(&text_hash("a"));
+        for x in [1f32, 2.0, 3.0] {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        std::fs::write(dir.path().join("m.bin"), bytes).unwrap();
+        assert_eq!(EmbeddingCache::open(dir.path(), "m").len(), 0);
     }
 }

@@ -1,7 +1,9 @@
 //! Knowledge base: evidence for answers. A KB is a directory of immutable, versioned snapshots
 //! (chunk records + a usearch index + a manifest); `ingest` builds a new snapshot incrementally,
 //! `KnowledgeBase` opens one (memory-mapped index) and searches it (hybrid vector + BM25, answer
-//! library first). Does not talk to Redis itself: publishing goes through `queue`.
+//! library first; vector search is exact up to `search::EXACT_SEARCH_MAX` records and uses an
+//! index built deterministically above, so results are a function of the snapshot's version).
+//! Does not talk to Redis itself: publishing goes through `queue`.
 
 pub mod cache;
 pub mod chunk;
@@ -22,7 +24,7 @@ use usearch::{Index, ScalarKind};
 pub use extract::SourceKind;
 pub use ingest::{IngestOptions, IngestReport, RemoveReport, SkippedFile, ingest, remove};
 pub use library::{LibraryAnswer, SlotValue};
-pub use search::{Hit, LIBRARY_THRESHOLD, Rerank};
+pub use search::{EXACT_SEARCH_MAX, Hit, LIBRARY_THRESHOLD, Rerank};
 
 /// Snapshot format written by this rfpq.
 pub const FORMAT: u32 = 2;
@@ -192,6 +194,10 @@ pub struct KnowledgeBase {
     chunks: Vec<Chunk>,
     index: Index,
     lexical: OnceLock<search::Lexical>,
+    /// Records up to which vector search is exact ([`search::EXACT_SEARCH_MAX`]).
+    exact_max: usize,
+    /// The stored vectors exact search scans, read on first use.
+    exact: OnceLock<Result<search::Exact, String>>,
     reranker: Option<std::sync::Arc<dyn search::Rerank>>,
 }
 
@@ -230,6 +236,7 @@ impl KnowledgeBase {
         let chunks = store::read_chunks(dir)?;
         let index = Index::restore_view(&dir.join(store::INDEX_FILE).to_string_lossy())
             .map_err(index_err)?;
+        index.change_expansion_search(store::EXPANSION_SEARCH);
         if index.size() != chunks.len() || chunks.len() != manifest.chunks {
             return Err(io_err(
                 dir,
@@ -250,6 +257,8 @@ impl KnowledgeBase {
             chunks,
             index,
             lexical: OnceLock::new(),
+            exact_max: search::EXACT_SEARCH_MAX,
+            exact: OnceLock::new(),
             reranker: None,
         })
     }

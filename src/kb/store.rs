@@ -1,6 +1,8 @@
 //! On-disk layout of a KB: `CURRENT` names the live snapshot, `snapshots/<version>/` holds
 //! `manifest.json`, `chunks.jsonl` and `index.usearch`. A snapshot is written under a temporary
 //! name and renamed, then `CURRENT` is replaced atomically: a reader never sees half a KB.
+//! The index is built on one thread in key order with pinned settings, so a snapshot's files
+//! are a function of its content.
 
 use super::{Chunk, FileDigest, KbError, Manifest, index_err, io_err};
 use sha2::{Digest, Sha256};
@@ -105,48 +107,39 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Builds the usearch index of `vectors` (key = position) on up to `threads` threads.
-pub fn build_index(
-    manifest: &Manifest,
-    vectors: &[Vec<f32>],
-    threads: usize,
-) -> Result<Index, KbError> {
-    let options = IndexOptions {
+/// HNSW graph degree (usearch's default, pinned so an upgrade cannot change the graph).
+pub const CONNECTIVITY: usize = 16;
+/// Candidates examined per insertion (usearch's default, pinned likewise).
+pub const EXPANSION_ADD: usize = 128;
+/// Candidates examined per approximate search (usearch's default; not stored in the file, so
+/// set again whenever an index is opened).
+pub const EXPANSION_SEARCH: usize = 64;
+
+/// The index options of a snapshot built from `manifest`.
+fn index_options(manifest: &Manifest) -> IndexOptions {
+    IndexOptions {
         dimensions: manifest.dimensions,
         metric: MetricKind::Cos,
         quantization: manifest.quantization.scalar_kind(),
-        ..Default::default()
-    };
-    let index = Index::new(&options).map_err(index_err)?;
-    let threads = threads.clamp(1, 64);
+        connectivity: CONNECTIVITY,
+        expansion_add: EXPANSION_ADD,
+        expansion_search: EXPANSION_SEARCH,
+        multi: false,
+    }
+}
+
+/// Builds the usearch index of `vectors` (key = position), on one thread, in key order, with
+/// pinned settings: the graph depends only on the vectors, so two builds of the same content
+/// are byte-identical (a graph built on several threads depends on how they interleave, and
+/// so would approximate search results). Costs little: embedding the records takes hundreds
+/// of times longer than indexing them.
+pub fn build_index(manifest: &Manifest, vectors: &[Vec<f32>]) -> Result<Index, KbError> {
+    let index = Index::new(&index_options(manifest)).map_err(index_err)?;
     index
-        .reserve_capacity_and_threads(vectors.len().max(1), threads)
+        .reserve_capacity_and_threads(vectors.len().max(1), 1)
         .map_err(index_err)?;
-    let per = vectors.len().div_ceil(threads).max(1);
-    let failed = std::thread::scope(|scope| {
-        let handles: Vec<_> = vectors
-            .chunks(per)
-            .enumerate()
-            .map(|(part, slice)| {
-                let index = &index;
-                scope.spawn(move || {
-                    for (i, v) in slice.iter().enumerate() {
-                        index.add((part * per + i) as u64, v).map_err(index_err)?;
-                    }
-                    Ok::<(), KbError>(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(index_err("index builder panicked")))
-            })
-            .find(Result::is_err)
-    });
-    if let Some(err) = failed {
-        err?;
+    for (key, v) in vectors.iter().enumerate() {
+        index.add(key as u64, v).map_err(index_err)?;
     }
     Ok(index)
 }
@@ -169,8 +162,7 @@ pub fn write_snapshot(
         lines.push('\n');
     }
     std::fs::write(tmp.join(CHUNKS_FILE), &lines).map_err(|e| io_err(&tmp, e))?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let index = build_index(manifest, vectors, threads)?;
+    let index = build_index(manifest, vectors)?;
     index
         .save(&tmp.join(INDEX_FILE).to_string_lossy())
         .map_err(index_err)?;
@@ -248,5 +240,98 @@ fn prune(kb_dir: &Path, current: &str) {
         if let Err(e) = std::fs::remove_dir_all(&path) {
             tracing::warn!(path = %path.display(), error = %e, "could not remove an old KB snapshot");
         }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::kb::{Quantization, RecordKind};
+
+    /// `n` reproducible pseudo-random unit vectors of `dims` (xorshift; no crate needed).
+    pub fn vectors(n: usize, dims: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        (0..n)
+            .map(|_| {
+                let mut v: Vec<f32> = (0..dims).map(|_| next()).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.iter_mut().for_each(|x| *x /= norm);
+                v
+            })
+            .collect()
+    }
+
+    pub fn manifest(n: usize, dims: usize, quantization: Quantization) -> Manifest {
+        Manifest {
+            format: crate::kb::FORMAT,
+            version: "test".into(),
+            created_unix: 0,
+            embed_model: "test".into(),
+            dimensions: dims,
+            quantization,
+            chunker: 0,
+            chunks: n,
+            answers: 0,
+            sources: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+
+    pub fn chunks(n: usize) -> Vec<Chunk> {
+        (0..n as u64)
+            .map(|id| Chunk {
+                id,
+                kind: RecordKind::Doc,
+                source: format!("doc-{}.md", id % 7),
+                heading: None,
+                page: None,
+                start: 0,
+                end: 0,
+                text: format!("record {id}"),
+                answer: None,
+            })
+            .collect()
+    }
+
+    fn bytes(index: &Index) -> Vec<u8> {
+        let mut buf = vec![0u8; index.serialized_length()];
+        index.save_to_buffer(&mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn two_builds_of_the_same_vectors_are_byte_identical() {
+        for quantization in [Quantization::F32, Quantization::I8] {
+            let v = vectors(3_000, 48, 7);
+            let m = manifest(v.len(), 48, quantization);
+            let (a, b) = (build_index(&m, &v).unwrap(), build_index(&m, &v).unwrap());
+            assert_eq!(a.size(), 3_000);
+            assert!(bytes(&a) == bytes(&b), "{quantization:?} builds differ");
+        }
+    }
+
+    #[test]
+    fn two_snapshots_of_the_same_content_are_byte_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v = vectors(500, 32, 3);
+        let c = chunks(v.len());
+        let mut files = Vec::new();
+        for name in ["a", "b"] {
+            let mut m = manifest(v.len(), 32, Quantization::F32);
+            let snap = write_snapshot(&tmp.path().join(name), &mut m, &c, &v).unwrap();
+            files.push((
+                m.files,
+                std::fs::read(snap.join(INDEX_FILE)).unwrap(),
+                std::fs::read(snap.join(CHUNKS_FILE)).unwrap(),
+            ));
+        }
+        assert_eq!(files[0].0, files[1].0, "manifest digests differ");
+        assert!(files[0].1 == files[1].1 && files[0].2 == files[1].2);
     }
 }

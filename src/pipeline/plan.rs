@@ -44,6 +44,9 @@ pub struct Plan {
     /// answering worker's config decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_drafts: Option<crate::router::config::WriteDrafts>,
+    /// The hash of the router configuration that planned it (`Router::config_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
 }
 
 impl Plan {
@@ -117,6 +120,7 @@ impl Plan {
             warnings,
             build_ms: started.elapsed().as_millis() as u64,
             write_drafts: None,
+            config_hash: Some(router.config_hash().to_string()),
         }
     }
 
@@ -234,6 +238,7 @@ mod tests {
             warnings: vec![],
             build_ms: 0,
             write_drafts: None,
+            config_hash: None,
         };
         assert_eq!(plan.groups(), vec![vec![0, 5], vec![1, 2, 3]]);
         assert_eq!(plan.batch_ranges(2), vec![(0, 4), (4, 6)]);
