@@ -578,9 +578,32 @@ impl RouterConfig {
     /// A short content hash of the whole configuration (12 hex digits of a sha256 over its
     /// parsed form): the same settings give the same hash, so an answer records which
     /// configuration produced it. It names env vars, never their values.
+    /// Where a setting stands in the file (its YAML line and column) is not part of it, so a
+    /// comment or a blank line does not change the hash.
     pub fn hash(&self) -> String {
         use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("{self:?}").as_bytes());
+        fn values<K: Ord + Clone, T: Clone>(m: &BTreeMap<K, Spanned<T>>) -> BTreeMap<K, T> {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.value.clone()))
+                .collect()
+        }
+        let fallbacks: BTreeMap<Task, Vec<String>> = self
+            .fallback_strategy
+            .iter()
+            .map(|(k, v)| (*k, v.iter().map(|s| s.value.clone()).collect()))
+            .collect();
+        let settings = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{fallbacks:?}|{:?}",
+            self.version,
+            self.data_policy,
+            self.defaults,
+            values(&self.providers),
+            values(&self.models),
+            values(&self.task_models),
+            self.task_parameters,
+            self.answering,
+        );
+        let digest = Sha256::digest(settings.as_bytes());
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
 
@@ -991,6 +1014,18 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn config_hash_ignores_comments_and_layout_but_not_settings() {
+        let base = RouterConfig::builtin();
+        let text = DEFAULT_CONFIG;
+        let commented = format!("# a comment that moves every line\n\n{text}");
+        let moved = RouterConfig::parse(&commented, Path::new("x.yaml")).unwrap();
+        assert_eq!(base.hash(), moved.hash());
+        let mut changed = base.clone();
+        changed.answering.review_threshold += 0.1;
+        assert_ne!(base.hash(), changed.hash());
+    }
     use super::*;
 
     #[test]

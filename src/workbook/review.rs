@@ -264,6 +264,11 @@ fn build(rows: &[ReviewRow], report: Option<&ReviewReport>) -> Result<Vec<u8>, W
     wb.save_to_buffer().map_err(review_err)
 }
 
+/// A Final column and the legal values of its dropdown.
+type DropdownKey = (u16, Vec<String>);
+/// First and last line of a run of consecutive lines.
+type LineRun = (u32, u32);
+
 /// The Review sheet: one line per question row, Final columns between the leading and the
 /// trailing columns.
 fn write_review_sheet(
@@ -333,7 +338,7 @@ fn write_review_sheet(
     ws.set_column_hidden(col("Slots")).map_err(review_err)?;
 
     // (column, legal values) → runs of consecutive lines, for the dropdowns.
-    let mut lists: BTreeMap<(u16, Vec<String>), Vec<(u32, u32)>> = BTreeMap::new();
+    let mut lists: BTreeMap<DropdownKey, Vec<LineRun>> = BTreeMap::new();
     for (i, (r, names)) in rows.iter().zip(&per_row).enumerate() {
         let line =
             u32::try_from(i + 1).map_err(|_| WorkbookError::Review("too many rows".into()))?;
@@ -418,7 +423,7 @@ fn write_review_sheet(
             .set_error_style(DataValidationErrorStyle::Stop)
             .set_error_title("Not a legal value")
             .map_err(review_err)?
-            .set_error_message(&format!(
+            .set_error_message(format!(
                 "The customer's cell only takes: {}",
                 choices.join(", ")
             ))
