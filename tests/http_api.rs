@@ -612,6 +612,28 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
         body.to_string().contains("Security!2") && body.to_string().contains("'Maybe'"),
         "{body}"
     );
+    // The CLI does the same for a queued job: `rfpq result JOB --apply REVIEW -o FINAL`.
+    let reviewed_path = tmp.path().join("reviewed.xlsx");
+    std::fs::write(&reviewed_path, reviewed("no")).unwrap();
+    let cli_final = tmp.path().join("final.xlsx");
+    let out = common::rfpq_command(&prefix)
+        .args([
+            "result",
+            &id,
+            "--apply",
+            reviewed_path.to_str().unwrap(),
+            "-o",
+            cli_final.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sheet = common::sheet_cells(&std::fs::read(&cli_final).unwrap(), "Security");
+    assert_eq!(common::cell_text(&sheet, 1, 2), "No");
     // A file that is not a review workbook is refused.
     let resp = apply(common::questionnaire(&["Anything?"]), "")
         .await

@@ -82,7 +82,10 @@ fn vsaq_questionnaire_filled_from_the_answer_bank_and_evaluated() {
     eprintln!("{}", serde_json::to_string_pretty(s).unwrap());
     assert_eq!(s["questions"], 111);
     assert_eq!(s["failed"], 0);
-    assert_eq!(s["drafted"], 0, "every draft is written under --write-drafts cells");
+    assert_eq!(
+        s["drafted"], 0,
+        "every draft is written under --write-drafts cells"
+    );
     assert!(s["copies"].as_u64().unwrap() >= 8, "Key Controls repeats");
     let per_q = s["llm_calls_per_question"].as_f64().unwrap();
     assert!(per_q <= 2.0, "{per_q} LLM calls per question");
