@@ -769,15 +769,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                 let v = serde_json::json!({
                     "output": output,
                     "report": applied.report,
-                    "learnt": learnt.as_ref().map(|(dir, r)| serde_json::json!({"kb": dir, "version": r.version, "answers": r.answers})),
+                    "learnt": learnt.as_ref().map(|(dir, r)| serde_json::json!({"kb": dir, "version": r.version, "rows": applied.report.reviewed.len(), "skipped": r.skipped})),
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_applied(&applied.report, &output);
-                if let Some((dir, r)) = &learnt {
+                if let Some((_, r)) = &learnt {
                     for skipped in &r.skipped {
                         eprintln!("not learnt: {}: {}", skipped.path, skipped.reason);
                     }
+                }
+                if let Some((dir, r)) = learnt.as_ref().filter(|(_, r)| r.skipped.is_empty()) {
                     println!(
                         "learnt: {} reviewer-approved answers into {} (KB version {})",
                         applied.report.reviewed.len(),
