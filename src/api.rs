@@ -590,6 +590,24 @@ async fn job_review(
     download(&s, &id, true).await
 }
 
+/// The submitted file's name without its extension, for the names of the files a job returns.
+fn file_stem(file_name: &str) -> String {
+    std::path::Path::new(file_name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "workbook".into())
+}
+
+/// The content type of a workbook written back in `format` (macros keep their .xlsm type).
+fn workbook_content_type(format: SourceFormat) -> &'static str {
+    if format == SourceFormat::Xlsm {
+        XLSM
+    } else {
+        XLSX
+    }
+}
+
 /// JSON with every non-ASCII character escaped, fit for a header value.
 fn ascii_json(v: &Value) -> String {
     let mut out = String::new();
@@ -667,17 +685,9 @@ async fn job_apply(
     let mut report = applied.report;
     report.refused.truncate(20);
     report.reviewed.clear();
-    let stem = std::path::Path::new(&st.file_name)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "workbook".into());
     let ext = applied.format.output_extension();
-    let content_type = if applied.format == SourceFormat::Xlsm {
-        XLSM
-    } else {
-        XLSX
-    };
+    let stem = file_stem(&st.file_name);
+    let content_type = workbook_content_type(applied.format);
     let report = HeaderValue::from_str(&ascii_json(&json!(report)))
         .unwrap_or_else(|_| HeaderValue::from_static("{}"));
     Ok((
@@ -745,22 +755,14 @@ async fn download(s: &ApiState, id: &str, review: bool) -> Result<Response, ApiE
         });
     };
     let format = st.format();
-    let stem = std::path::Path::new(&st.file_name)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "workbook".into());
+    let stem = file_stem(&st.file_name);
     let (file, content_type) = if review {
         (format!("{stem}.review.xlsx"), XLSX)
     } else {
         let ext = format.output_extension();
         (
             format!("{stem}.filled.{ext}"),
-            if format == SourceFormat::Xlsm {
-                XLSM
-            } else {
-                XLSX
-            },
+            workbook_content_type(format),
         )
     };
     Ok((

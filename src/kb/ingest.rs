@@ -166,22 +166,22 @@ fn collect_inputs(
 /// workbooks and Markdown answer banks.
 pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Chunk>, String> {
     if kind == SourceKind::Workbook {
-        // An rfpq review workbook gives its reviewer-approved answers.
-        let reviewed = std::panic::catch_unwind(|| library::from_review(&bytes))
-            .map_err(|_| "the workbook reader crashed on this file".to_string())??;
-        if let Some(answers) = reviewed {
-            if answers.is_empty() {
-                return Err("a review workbook with no approved or edited row (set Decision to approve or edit first)".into());
-            }
-            return Ok(answers
-                .into_iter()
-                .map(|a| chunk::answer_chunk(name, a))
-                .collect());
-        }
-        let answers = std::panic::catch_unwind(|| library::from_workbook(bytes))
-            .map_err(|_| "the workbook reader crashed on this file".to_string())??;
+        // An rfpq review workbook gives its reviewer-approved answers; any other workbook,
+        // its answered questions.
+        let read = std::panic::catch_unwind(|| match library::from_review(&bytes) {
+            Ok(Some(approved)) => Ok((true, approved)),
+            Ok(None) => library::from_workbook(bytes).map(|answered| (false, answered)),
+            Err(e) => Err(e),
+        });
+        let (review, answers) =
+            read.map_err(|_| "the workbook reader crashed on this file".to_string())??;
         if answers.is_empty() {
-            return Err("no answered questions found (an answered questionnaire needs question rows with answers filled in)".into());
+            return Err(if review {
+                "a review workbook with no approved or edited row (set Decision to approve or edit first)"
+            } else {
+                "no answered questions found (an answered questionnaire needs question rows with answers filled in)"
+            }
+            .into());
         }
         return Ok(answers
             .into_iter()
