@@ -7,6 +7,7 @@ pub mod cli;
 pub mod demo;
 pub mod doctor;
 pub mod eval;
+pub mod fill;
 pub mod kb;
 pub mod metrics;
 pub mod models;

@@ -1,9 +1,9 @@
-//! Prometheus metrics: owns every metric name and help text, records LLM calls, fallbacks,
-//! cooldowns, retrieval time, rows, lock renewals and stalls (through the `metrics` facade, into
-//! one per-process recorder), and renders the text exposition with the job, queue and worker
-//! gauges read from Redis at scrape time. Serves `GET /metrics` for `rfpq worker
-//! --metrics-addr`. Does not push anywhere, keep history or authenticate: nothing is recorded
-//! before [`install`], and the worker's endpoint is meant for a private address.
+//! Prometheus metrics, recording side: owns every metric name and help text and records LLM
+//! calls, fallbacks, cooldowns, retrieval time, rows, lock renewals and stalls (through the
+//! `metrics` facade, into one per-process recorder). A leaf every layer may call: it imports
+//! nothing from the crate. It does not read Redis or serve HTTP (`queue::render_metrics` adds
+//! the gauges read from Redis to this recorder's text; the worker and `rfpq serve` expose it),
+//! and nothing is recorded before [`install`].
 //!
 //! Series (every counter is per process, from its start):
 //! - `rfpq_llm_calls_total{provider,model,task,outcome="ok|error"}`: one per target a routed
@@ -23,15 +23,8 @@
 //!   (BullMQ's job counts), `rfpq_workers_live`, `rfpq_worker_slots`,
 //!   `rfpq_worker_active_jobs`, and `rfpq_redis_up` (0 when those could not be read).
 
-use crate::pipeline::{RowOutcome, RowStatus};
-use crate::queue::RfpQueue;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -58,13 +51,6 @@ pub const STALLED_JOBS: &str = "rfpq_stalled_jobs_total";
 pub const BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
-
-/// At most this many jobs are counted per scrape for `rfpq_jobs` (the 7-day retention keeps
-/// far fewer in practice).
-pub const MAX_JOBS_COUNTED: usize = 200_000;
-
-/// How long a scrape waits for Redis before it reports `rfpq_redis_up 0`.
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the recorder's histograms are compacted.
 const UPKEEP_EVERY: Duration = Duration::from_secs(10);
@@ -207,20 +193,10 @@ pub fn retrieval(latency: Duration) {
     histogram!(RETRIEVAL_SECONDS).record(latency.as_secs_f64());
 }
 
-/// The `rfpq_rows_total` outcome label of a row status.
-pub fn row_label(status: RowStatus) -> &'static str {
-    match status {
-        RowStatus::Answered => "answered",
-        RowStatus::NeedsReview => "needs_review",
-        RowStatus::Failed => "failed",
-        RowStatus::Skipped => "skipped",
-        RowStatus::NotApplicable => "not_applicable",
-    }
-}
-
-/// A row checkpoint was written with this outcome (call it once per row actually stored).
-pub fn row_written(outcome: &RowOutcome) {
-    counter!(ROWS, "outcome" => row_label(outcome.status)).increment(1);
+/// A row checkpoint was written with this outcome label (`answered`, `needs_review`, `failed`,
+/// `skipped`, `not_applicable`: `RowStatus::label`); call it once per row actually stored.
+pub fn row_written(outcome: &'static str) {
+    counter!(ROWS, "outcome" => outcome).increment(1);
 }
 
 /// rfpq asked to extend a job lock before writing a row: `ok`, or the lock was lost.
@@ -235,161 +211,4 @@ pub fn lock_renewal(ok: bool) {
 /// This process's stall check found a stalled job (and moved it back to wait, or failed it).
 pub fn stalled_job() {
     counter!(STALLED_JOBS).increment(1);
-}
-
-/// The exposition text: this process's recorded series, then the gauges read from `queue`'s
-/// Redis now (job phases, BullMQ counts, live workers). Installs the recorder if needed. Never
-/// fails: when Redis does not answer, the Redis gauges are left out and `rfpq_redis_up` is 0.
-pub async fn render(queue: &RfpQueue) -> String {
-    let mut out = install().render();
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&scrape_gauges(queue).await);
-    out
-}
-
-/// The Content-Type of [`render`]'s text.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Writes one gauge family: `samples` are (label text, e.g. `state="queued"`, or empty; value).
-fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, u64)]) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
-    for (labels, value) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {value}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
-        }
-    }
-}
-
-/// The gauges computed from Redis at scrape time. They are written as text rather than set in
-/// the process-wide recorder, so two queues served by one process never mix.
-async fn scrape_gauges(queue: &RfpQueue) -> String {
-    let read = async {
-        let workers = queue.workers().await?;
-        let counts = queue.bull_counts().await?;
-        let jobs = queue.job_phase_counts(MAX_JOBS_COUNTED).await?;
-        Ok::<_, crate::queue::QueueError>((workers, counts, jobs))
-    };
-    let mut out = String::new();
-    let read = match tokio::time::timeout(SCRAPE_TIMEOUT, read).await {
-        Ok(Ok(r)) => Some(r),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "metrics: cannot read the queue");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("metrics: Redis did not answer within 5 s");
-            None
-        }
-    };
-    gauge(
-        &mut out,
-        "rfpq_redis_up",
-        "Whether the queue's Redis answered this scrape (0: the Redis gauges are missing).",
-        &[(String::new(), u64::from(read.is_some()))],
-    );
-    let Some((workers, counts, jobs)) = read else {
-        return out;
-    };
-    let state = |s: &str| format!("state=\"{s}\"");
-    let phases: Vec<(String, u64)> = jobs.iter().map(|(p, n)| (state(p.as_str()), *n)).collect();
-    gauge(
-        &mut out,
-        "rfpq_jobs",
-        "Workbook jobs in Redis (7-day retention) by rfpq state.",
-        &phases,
-    );
-    gauge(
-        &mut out,
-        "rfpq_queue_depth",
-        "BullMQ jobs (plan, batch and assemble) by queue state.",
-        &[
-            (state("waiting"), counts.waiting),
-            (state("prioritized"), counts.prioritized),
-            (state("paused"), counts.paused),
-            (state("active"), counts.active),
-            (state("delayed"), counts.delayed),
-            (state("waiting_children"), counts.waiting_children),
-            (state("failed"), counts.failed),
-            (state("completed"), counts.completed),
-        ],
-    );
-    let slots: usize = workers.iter().map(|w| w.concurrency).sum();
-    let active: usize = workers.iter().map(|w| w.active_jobs.len()).sum();
-    gauge(
-        &mut out,
-        "rfpq_workers_live",
-        "Live rfpq workers (a heartbeat within the last 30 s).",
-        &[(String::new(), workers.len() as u64)],
-    );
-    gauge(
-        &mut out,
-        "rfpq_worker_slots",
-        "Sum of the live workers' concurrency.",
-        &[(String::new(), slots as u64)],
-    );
-    gauge(
-        &mut out,
-        "rfpq_worker_active_jobs",
-        "Workbook jobs the live workers are working on (a job on two workers counts twice).",
-        &[(String::new(), active as u64)],
-    );
-    out
-}
-
-async fn metrics_handler(State(queue): State<RfpQueue>) -> Response {
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-        render(&queue).await,
-    )
-        .into_response()
-}
-
-/// Serves `GET /metrics` (no authentication) on `addr` in a spawned task, after installing
-/// the recorder. Port 0 picks a free port. Logs `metrics listening on ADDR` at info level
-/// (to stderr, with the bound address) and returns that address.
-pub async fn serve(addr: SocketAddr, queue: RfpQueue) -> std::io::Result<SocketAddr> {
-    install();
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let app = axum::Router::new()
-        .route("/metrics", axum::routing::get(metrics_handler))
-        .with_state(queue);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics listener stopped");
-        }
-    });
-    tracing::info!("metrics listening on {local}");
-    Ok(local)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gauges_are_prometheus_text() {
-        let mut out = String::new();
-        gauge(
-            &mut out,
-            "x",
-            "Help.",
-            &[(String::new(), 1), ("state=\"a\"".into(), 2)],
-        );
-        assert_eq!(
-            out,
-            "# HELP x Help.\n# TYPE x gauge\nx 1\nx{state=\"a\"} 2\n"
-        );
-    }
-
-    #[test]
-    fn row_labels_are_snake_case() {
-        assert_eq!(row_label(RowStatus::NeedsReview), "needs_review");
-        assert_eq!(row_label(RowStatus::NotApplicable), "not_applicable");
-        assert_eq!(row_label(RowStatus::Failed), "failed");
-    }
 }

@@ -1,8 +1,11 @@
 //! Producers' entry point: validates a workbook before it is queued, so a bad file is refused
-//! at once with a clear reason instead of failing later in a worker.
+//! at once with a clear reason instead of failing later in a worker. One path for every
+//! producer: [`check`] (also the worker's own re-check), the caller's KB choice, [`enqueue`].
+//! Does not answer or store anything but the job.
 
 use crate::kb::{KbError, KnowledgeBase, publish};
 use crate::queue::{KbRef, QueueError, RfpQueue};
+use crate::router::config::WriteDrafts;
 use crate::workbook::{Questionnaire, WorkbookError};
 use std::path::Path;
 
@@ -17,6 +20,8 @@ pub enum SubmitError {
     Workbook { path: String, source: WorkbookError },
     #[error("{path}: {why}")]
     NoQuestions { path: String, why: String },
+    #[error("{path}: the workbook could not be read ({why})")]
+    Crashed { path: String, why: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -27,6 +32,18 @@ pub enum SubmitError {
     UnknownKb(String),
 }
 
+impl SubmitError {
+    /// Why a workbook was refused, without the file name (a job's failure reason).
+    pub fn reason(&self) -> String {
+        match self {
+            SubmitError::Workbook { source, .. } => source.to_string(),
+            SubmitError::NoQuestions { why, .. } => why.clone(),
+            SubmitError::Crashed { why, .. } => format!("workbook parser crashed: {why}"),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// The KB a job will use, pinned to one snapshot version. A directory is published to Redis
 /// (content-addressed, a no-op when that version is already there) so workers on any machine
 /// can fetch it; anything else is a name given to `rfpq kb publish`.
@@ -34,7 +51,7 @@ pub async fn resolve_kb(queue: &RfpQueue, kb: &str) -> Result<KbRef, SubmitError
     let path = Path::new(kb);
     if path.is_dir() {
         let manifest = KnowledgeBase::read_meta(path)?;
-        let report = publish::publish_redis(queue, path, None).await?;
+        let report = crate::queue::publish_kb(queue, path, None).await?;
         debug_assert_eq!(report.version, manifest.version);
         return Ok(KbRef {
             name: std::path::absolute(path)
@@ -60,7 +77,7 @@ pub async fn resolve_kb(queue: &RfpQueue, kb: &str) -> Result<KbRef, SubmitError
 pub const DEFAULT_BATCH_SIZE: usize = 10;
 
 /// `Err(why)` when a workbook has no question to answer, naming each sheet's reason.
-pub fn require_questions(questionnaire: &Questionnaire) -> Result<(), String> {
+fn require_questions(questionnaire: &Questionnaire) -> Result<(), String> {
     if questionnaire.questions().next().is_some() {
         return Ok(());
     }
@@ -75,9 +92,44 @@ pub fn require_questions(questionnaire: &Questionnaire) -> Result<(), String> {
     ))
 }
 
-/// Reads and checks a workbook, returning the package to patch (the file itself, or the .xlsx
-/// rebuilt from an .xls/.ods) and what was detected in it (with its format and warnings).
-pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, Questionnaire), SubmitError> {
+/// A workbook that passed the producers' checks, ready to queue.
+pub struct Checked {
+    /// The name it is queued under (a file name, never a path).
+    pub name: String,
+    /// The package to patch: the file itself, or the .xlsx rebuilt from an .xls/.ods.
+    pub bytes: Vec<u8>,
+    /// What was detected in it, with its source format and warnings.
+    pub questionnaire: Questionnaire,
+}
+
+/// The one workbook check of every producer (`rfpq submit`, the HTTP upload, the drop folder)
+/// and of the worker's `plan` step, which trusts nothing that was queued: format sniffing and
+/// limits, .xls/.ods rebuilt as .xlsx, detection, and at least one question. Runs on a
+/// blocking thread. `shown` names the file in errors.
+pub async fn check(shown: &str, name: &str, bytes: Vec<u8>) -> Result<Checked, SubmitError> {
+    let found = tokio::task::spawn_blocking(move || crate::workbook::load_and_detect(bytes))
+        .await
+        .map_err(|e| SubmitError::Crashed {
+            path: shown.to_string(),
+            why: e.to_string(),
+        })?;
+    let (loaded, questionnaire) = found.map_err(|source| SubmitError::Workbook {
+        path: shown.to_string(),
+        source,
+    })?;
+    require_questions(&questionnaire).map_err(|why| SubmitError::NoQuestions {
+        path: shown.to_string(),
+        why,
+    })?;
+    Ok(Checked {
+        name: name.to_string(),
+        bytes: loaded.bytes,
+        questionnaire,
+    })
+}
+
+/// Reads and checks a workbook file ([`check`]).
+pub async fn validate_file(path: &Path) -> Result<Checked, SubmitError> {
     let shown = path.display().to_string();
     let bytes = tokio::fs::read(path)
         .await
@@ -85,20 +137,11 @@ pub async fn validate_file(path: &Path) -> Result<(Vec<u8>, Questionnaire), Subm
             path: shown.clone(),
             source,
         })?;
-    let found = tokio::task::spawn_blocking(move || crate::workbook::load_and_detect(bytes))
-        .await
-        .map_err(|e| SubmitError::Read {
-            path: shown.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    let (loaded, questionnaire) = found.map_err(|source| SubmitError::Workbook {
-        path: shown.clone(),
-        source,
-    })?;
-    let bytes = loaded.bytes;
-    require_questions(&questionnaire)
-        .map_err(|why| SubmitError::NoQuestions { path: shown, why })?;
-    Ok((bytes, questionnaire))
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "workbook.xlsx".into());
+    check(&shown, &name, bytes).await
 }
 
 /// A queued job and what its submitter must be told.
@@ -108,39 +151,70 @@ pub struct Submitted {
     pub warnings: Vec<String>,
 }
 
-/// Validates `path` and queues it; `write_drafts` is the job's own policy (`None`: the
-/// worker's config decides).
-pub async fn submit_file(
+/// How a checked workbook is queued.
+#[derive(Debug, Clone)]
+pub struct SubmitOptions {
+    /// Rows per batch job.
+    pub batch_size: usize,
+    /// The job's own draft policy (`None`: the worker's config decides).
+    pub write_drafts: Option<WriteDrafts>,
+}
+
+impl Default for SubmitOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            write_drafts: None,
+        }
+    }
+}
+
+/// Queues a [`check`]ed workbook with its KB (resolved by the caller: a path or name for the
+/// CLI, only a published name for an upload).
+pub async fn enqueue(
     queue: &RfpQueue,
-    path: &Path,
-    kb: Option<&str>,
-    batch_size: usize,
-    write_drafts: Option<crate::router::config::WriteDrafts>,
+    checked: &Checked,
+    kb: Option<&KbRef>,
+    opts: &SubmitOptions,
 ) -> Result<Submitted, SubmitError> {
-    let (bytes, q) = validate_file(path).await?;
-    let kb = match kb {
-        Some(kb) => Some(resolve_kb(queue, kb).await?),
-        None => None,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "workbook.xlsx".into());
+    let q = &checked.questionnaire;
     let id = queue
         .submit_loaded(
-            &name,
-            &bytes,
-            kb.as_ref(),
-            batch_size,
+            &checked.name,
+            &checked.bytes,
+            kb,
+            opts.batch_size,
             &crate::queue::SubmitExtras {
                 format: q.source_format,
                 warnings: q.warnings.clone(),
-                write_drafts,
+                write_drafts: opts.write_drafts,
             },
         )
         .await?;
     Ok(Submitted {
         id,
-        warnings: q.warnings,
+        warnings: q.warnings.clone(),
     })
+}
+
+/// Validates `path` and queues it with `kb` (a KB directory, published on the way, or a
+/// published name); `write_drafts` is the job's own policy (`None`: the worker's config
+/// decides).
+pub async fn submit_file(
+    queue: &RfpQueue,
+    path: &Path,
+    kb: Option<&str>,
+    batch_size: usize,
+    write_drafts: Option<WriteDrafts>,
+) -> Result<Submitted, SubmitError> {
+    let checked = validate_file(path).await?;
+    let kb = match kb {
+        Some(kb) => Some(resolve_kb(queue, kb).await?),
+        None => None,
+    };
+    let opts = SubmitOptions {
+        batch_size,
+        write_drafts,
+    };
+    enqueue(queue, &checked, kb.as_ref(), &opts).await
 }

@@ -441,11 +441,11 @@ async fn a_published_snapshot_is_fetched_verified_and_searched_elsewhere() {
     .await
     .unwrap();
 
-    let first = kb::publish::publish_redis(&queue, &kb_dir, Some("security"))
+    let first = rfpq::queue::publish_kb(&queue, &kb_dir, Some("security"))
         .await
         .unwrap();
     assert!(first.uploaded);
-    let again = kb::publish::publish_redis(&queue, &kb_dir, Some("security"))
+    let again = rfpq::queue::publish_kb(&queue, &kb_dir, Some("security"))
         .await
         .unwrap();
     assert!(
@@ -459,7 +459,7 @@ async fn a_published_snapshot_is_fetched_verified_and_searched_elsewhere() {
 
     // Another machine: an empty cache directory.
     let cache = tmp.path().join("worker-cache");
-    let dir = kb::publish::materialize(&queue, &first.version, &cache)
+    let dir = rfpq::queue::materialize_kb(&queue, &first.version, &cache)
         .await
         .unwrap();
     let remote = KnowledgeBase::open(&dir).unwrap();
@@ -477,12 +477,12 @@ async fn a_published_snapshot_is_fetched_verified_and_searched_elsewhere() {
     let _: () = redis::AsyncCommands::set(&mut conn, &key, b"{}\n".as_slice())
         .await
         .unwrap();
-    let err = kb::publish::materialize(&queue, &first.version, &tmp.path().join("other"))
+    let err = rfpq::queue::materialize_kb(&queue, &first.version, &tmp.path().join("other"))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not match its manifest hash"), "{err}");
-    let err = kb::publish::materialize(&queue, "0123456789abcdef", &cache)
+    let err = rfpq::queue::materialize_kb(&queue, "0123456789abcdef", &cache)
         .await
         .unwrap_err()
         .to_string();
@@ -513,7 +513,7 @@ async fn a_published_snapshot_is_fetched_verified_and_searched_elsewhere() {
     )
     .await
     .unwrap();
-    let second = kb::publish::publish_redis(&queue, &kb_dir, Some("security"))
+    let second = rfpq::queue::publish_kb(&queue, &kb_dir, Some("security"))
         .await
         .unwrap();
     assert_ne!(second.version, first.version);

@@ -1,10 +1,10 @@
-//! Distribution of KB snapshots to workers on other machines: `publish` stores the current
-//! snapshot in Redis (through `queue`, content-addressed by version, pieces of 8 MiB) or copies
-//! it into a shared directory under a name; `materialize` gives a worker a local copy of the
-//! version a job names, fetched once into its cache and checked against the manifest's hashes.
+//! Distribution of KB snapshots to workers on other machines, the file side: KB names, the
+//! files a snapshot is published as (`snapshot_files`), publishing into a shared directory
+//! (`publish_dir`), and installing a fetched copy into a worker's cache only after every file
+//! matches the manifest's sha256 (`install_fetched`). It does not talk to Redis:
+//! `queue::publish_kb` / `queue::materialize_kb` move the bytes.
 
 use super::{KbError, Manifest, io_err, store};
-use crate::queue::RfpQueue;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -37,15 +37,11 @@ pub fn check_name(name: &str) -> Result<(), KbError> {
     }
 }
 
-fn publish_err(e: impl std::fmt::Display) -> KbError {
-    KbError::Publish(format!("publishing the knowledge base: {e}"))
-}
-
 /// A snapshot read for publishing: manifest, its bytes, and the data files by name.
-type SnapshotFiles = (Manifest, Vec<u8>, Vec<(String, Vec<u8>)>);
+pub type SnapshotFiles = (Manifest, Vec<u8>, Vec<(String, Vec<u8>)>);
 
 /// Reads the current snapshot's manifest and data files.
-fn snapshot_files(kb_dir: &Path) -> Result<SnapshotFiles, KbError> {
+pub fn snapshot_files(kb_dir: &Path) -> Result<SnapshotFiles, KbError> {
     let snap = store::resolve(kb_dir)?;
     let manifest = store::read_manifest(&snap)?;
     let manifest_bytes =
@@ -60,35 +56,6 @@ fn snapshot_files(kb_dir: &Path) -> Result<SnapshotFiles, KbError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((manifest, manifest_bytes, files))
-}
-
-/// Stores the current snapshot of `kb_dir` in Redis, under `name` when given (a job submitted
-/// with a KB directory stores it unnamed: the job pins the version).
-pub async fn publish_redis(
-    queue: &RfpQueue,
-    kb_dir: &Path,
-    name: Option<&str>,
-) -> Result<PublishReport, KbError> {
-    if let Some(name) = name {
-        check_name(name)?;
-    }
-    let dir = kb_dir.to_path_buf();
-    let (manifest, manifest_bytes, files) =
-        tokio::task::spawn_blocking(move || snapshot_files(&dir))
-            .await
-            .map_err(publish_err)??;
-    let bytes = files.iter().map(|(_, b)| b.len() as u64).sum();
-    let uploaded = queue
-        .kb_publish(name, &manifest.version, &manifest_bytes, &files)
-        .await
-        .map_err(publish_err)?;
-    Ok(PublishReport {
-        name: name.unwrap_or_default().to_string(),
-        version: manifest.version,
-        bytes,
-        uploaded,
-        target: "redis".into(),
-    })
 }
 
 /// Copies the current snapshot of `kb_dir` into `shared/<name>/` (a KB directory workers can
@@ -119,43 +86,38 @@ pub fn publish_dir(kb_dir: &Path, shared: &Path, name: &str) -> Result<PublishRe
     })
 }
 
-/// A local directory holding snapshot `version`: the worker's cache entry, fetched from Redis
-/// the first time and verified against the manifest's sha256 of each file.
-pub async fn materialize(
-    queue: &RfpQueue,
-    version: &str,
-    cache: &Path,
-) -> Result<PathBuf, KbError> {
+/// Checks a snapshot version named by a job (hex digits only, so it is a safe directory name)
+/// and returns its directory in `cache` when a complete copy is already there.
+pub fn cached(cache: &Path, version: &str) -> Result<Option<PathBuf>, KbError> {
     if version.is_empty() || !version.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(KbError::Publish(format!(
             "invalid knowledge base version '{version}'"
         )));
     }
     let dest = cache.join(version);
-    if store::is_complete(&dest) {
-        return Ok(dest);
-    }
-    let fetch_err = |e: crate::queue::QueueError| {
-        KbError::Publish(format!("fetching knowledge base {version}: {e}"))
-    };
-    let Some((manifest_bytes, files)) = queue.kb_listing(version).await.map_err(fetch_err)? else {
-        return Err(KbError::Publish(format!(
-            "knowledge base version {version} is not published in Redis (run `rfpq kb publish`)"
-        )));
-    };
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+    Ok(store::is_complete(&dest).then_some(dest))
+}
+
+/// Installs a fetched copy of snapshot `version` (its manifest and data files) as
+/// `cache/<version>` once every file matches the manifest's sha256; another worker's copy
+/// installed meanwhile wins. Returns the directory.
+pub fn install_fetched(
+    cache: &Path,
+    version: &str,
+    manifest_bytes: &[u8],
+    files: Vec<(String, Vec<u8>)>,
+) -> Result<PathBuf, KbError> {
+    let dest = cache.join(version);
+    let manifest: Manifest = serde_json::from_slice(manifest_bytes)
         .map_err(|e| KbError::Publish(format!("knowledge base {version}: bad manifest: {e}")))?;
     let tmp = store::temp_dir(cache, version);
     std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-    for (name, pieces) in files {
+    for (name, data) in files {
         if !store::DATA_FILES.contains(&name.as_str()) {
+            let _ = std::fs::remove_dir_all(&tmp);
             return Err(KbError::Publish(format!(
                 "knowledge base {version}: unexpected file '{name}'"
             )));
-        }
-        let mut data = Vec::new();
-        for n in 0..pieces {
-            data.extend(queue.kb_piece(version, &name, n).await.map_err(fetch_err)?);
         }
         let digest = manifest.files.iter().find(|f| f.name == name);
         if digest.is_none_or(|d| d.sha256 != store::sha256_hex(&data)) {
@@ -166,7 +128,7 @@ pub async fn materialize(
         }
         std::fs::write(tmp.join(&name), data).map_err(|e| io_err(&tmp, e))?;
     }
-    std::fs::write(tmp.join(store::MANIFEST_FILE), &manifest_bytes).map_err(|e| io_err(&tmp, e))?;
+    std::fs::write(tmp.join(store::MANIFEST_FILE), manifest_bytes).map_err(|e| io_err(&tmp, e))?;
     if store::is_complete(&dest) {
         // Another worker fetched it meanwhile.
         let _ = std::fs::remove_dir_all(&tmp);
