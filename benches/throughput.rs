@@ -215,16 +215,7 @@ async fn queue_run(a: &Args, latency_ms: u64) -> QueueRun {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let chat_before = stub.hits("/api/chat");
     let cpu_before: f64 = workers.iter().map(|c| cpu_s(c.id())).sum();
-    let id = rfpq::submit::submit_file(
-        &queue,
-        &path,
-        Some(kb.to_str().unwrap()),
-        a.batch_size,
-        None,
-    )
-    .await
-    .expect("submit")
-    .id;
+    let id = common::submit(&queue, &path, Some(&kb), a.batch_size).await;
     let status = common::wait_status(&queue, &id, Duration::from_secs(3600), |s| {
         s.state.is_final()
     })

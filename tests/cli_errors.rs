@@ -27,8 +27,7 @@ fn submit_refuses_a_text_file_with_one_clear_line() {
 #[test]
 fn submit_refuses_a_truncated_workbook_with_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let real =
-        std::fs::read("fixtures/azure-review-checklists/security_checklist.en.xlsx").unwrap();
+    let real = common::workbook_util::checklist("security_checklist.en.xlsx");
     let f = tmp.path().join("truncated.xlsx");
     std::fs::write(&f, &real[..real.len() / 3]).unwrap();
     let (code, err) = rfpq(&["submit", f.to_str().unwrap()]);
@@ -47,8 +46,7 @@ fn submit_of_a_missing_file_says_so() {
 /// The real checklist re-labelled macro-enabled (content type only), as a file in `dir`.
 fn xlsm_file(dir: &std::path::Path) -> std::path::PathBuf {
     use std::io::{Read, Write};
-    let real =
-        std::fs::read("fixtures/azure-review-checklists/security_checklist.en.xlsx").unwrap();
+    let real = common::workbook_util::checklist("security_checklist.en.xlsx");
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(real)).unwrap();
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for i in 0..zip.len() {

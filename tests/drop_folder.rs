@@ -4,11 +4,9 @@
 
 mod common;
 
-use calamine::{Reader, Xlsx};
 use rfpq::queue::RfpQueue;
 use rfpq::watch::{WatchError, WatchOptions, WatchReport, watch};
-use rfpq::worker::{RunningWorker, WorkerSettings};
-use std::io::{Cursor, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -77,28 +75,11 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// Every question row of a filled workbook holds a legal value, or is empty and flagged in the
 /// review workbook (an abstention).
 fn assert_answered(filled: &Path, review: &Path, questions: usize) {
-    let mut book = Xlsx::new(Cursor::new(std::fs::read(filled).unwrap())).expect("filled opens");
-    let range = book.worksheet_range("Security").unwrap();
-    let mut review_book =
-        Xlsx::new(Cursor::new(std::fs::read(review).unwrap())).expect("review opens");
-    let review_sheet = review_book.worksheet_range("Review").unwrap();
+    let range = common::sheet_cells(&std::fs::read(filled).unwrap(), "Security");
+    let review_sheet = common::sheet_cells(&std::fs::read(review).unwrap(), "Review");
     assert_eq!(review_sheet.height(), questions + 1, "{}", review.display());
-    for row in 1..=questions as u32 {
-        let answer = range
-            .get_value((row, 2))
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let status = review_sheet
-            .get_value((row, common::column(&review_sheet, "Status")))
-            .unwrap()
-            .to_string();
-        assert!(
-            ["Yes", "No", "N/A"].contains(&answer.as_str())
-                || (answer.is_empty() && status == "needs review"),
-            "{} row {row}: answer {answer:?}, status {status}",
-            filled.display()
-        );
-    }
+    let what = filled.display().to_string();
+    common::assert_answered_or_flagged(&range, &review_sheet, questions as u32, &what);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -108,9 +89,7 @@ async fn dropped_workbooks_are_answered_and_half_written_ones_wait() {
     let kb = common::small_kb(&router, tmp.path()).await;
     let prefix = common::prefix("drop");
     let (cfg, queue) = common::queue(&prefix).await;
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
-        .await
-        .unwrap();
+    let worker = common::start_worker(cfg, router).await;
     let opts = options(tmp.path(), Some(&kb));
     let (inbox, outbox) = (opts.inbox.clone(), opts.outbox.clone());
     let started = Instant::now();
@@ -193,9 +172,7 @@ async fn bad_files_get_an_error_and_the_watch_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = common::prefix("drop-bad");
     let (cfg, queue) = common::queue(&prefix).await;
-    let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
-        .await
-        .unwrap();
+    let worker = common::start_worker(cfg, common::embedded_router()).await;
     let opts = options(tmp.path(), None);
     let (inbox, outbox) = (opts.inbox.clone(), opts.outbox.clone());
     let watching = Watching::start(queue, opts);

@@ -9,7 +9,6 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use rfpq::api::ServeOptions;
 use rfpq::queue::RfpQueue;
-use rfpq::worker::{RunningWorker, WorkerSettings};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -460,9 +459,7 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
         },
     )
     .await;
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
-        .await
-        .unwrap();
+    let worker = common::start_worker(cfg, router).await;
     let http = client();
 
     let resp = http

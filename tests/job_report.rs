@@ -7,7 +7,6 @@ mod common;
 
 use calamine::{Data, DataType, Reader, Xlsx};
 use rfpq::queue::JobPhase;
-use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::io::Cursor;
 use std::time::Duration;
 
@@ -38,9 +37,7 @@ async fn job_report_counts_calls_tokens_and_time() {
     assert!(queued.report.time.queue_s >= 0.2, "{:?}", queued.report);
     assert_eq!(queued.report.questions_per_minute, 0.0);
 
-    let worker = RunningWorker::start(t.cfg.clone(), t.router.clone(), WorkerSettings::default())
-        .await
-        .expect("worker starts");
+    let worker = common::start_worker(t.cfg.clone(), t.router.clone()).await;
     let st =
         common::wait_status(queue, &id, Duration::from_secs(300), |s| s.state.is_final()).await;
     worker.shutdown().await.unwrap();

@@ -6,7 +6,6 @@ mod common;
 
 use common::llm_stub::{LlmStub, Proto, Step, ollama_error};
 use rfpq::queue::JobPhase;
-use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::time::{Duration, Instant};
 
 fn cli(prefix: &str, args: &[&str]) -> String {
@@ -27,13 +26,8 @@ async fn cancel_from_another_process_stops_a_running_job_and_keeps_finished_rows
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
     let prefix = common::prefix("cancel");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 4, None)
-        .await
-        .unwrap()
-        .id;
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
-        .await
-        .unwrap();
+    let id = common::submit(&queue, &path, Some(&kb), 4).await;
+    let worker = common::start_worker(cfg, router).await;
 
     // While it runs: an ETA, a fresh heartbeat, the model, and the worker in the registry.
     let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
@@ -106,18 +100,13 @@ async fn a_queued_job_is_cancelled_atomically_and_never_planned() {
     .unwrap();
     let prefix = common::prefix("cancel-queued");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, None, 4, None)
-        .await
-        .unwrap()
-        .id;
+    let id = common::submit(&queue, &path, None, 4).await;
     assert_eq!(
         queue.cancel(&id).await.unwrap(),
         rfpq::queue::CancelOutcome::Cancelled
     );
     assert_eq!(queue.status(&id).await.unwrap().state, JobPhase::Cancelled);
-    let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
-        .await
-        .unwrap();
+    let worker = common::start_worker(cfg, common::embedded_router()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     worker.shutdown().await.unwrap();
     let st = queue.status(&id).await.unwrap();
@@ -148,13 +137,8 @@ async fn retry_answers_only_the_failed_rows() {
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(6));
     let prefix = common::prefix("retry");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 3, None)
-        .await
-        .unwrap()
-        .id;
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
-        .await
-        .unwrap();
+    let id = common::submit(&queue, &path, Some(&kb), 3).await;
+    let worker = common::start_worker(cfg, router).await;
     let st = common::wait_status(&queue, &id, Duration::from_secs(120), |s| {
         s.state.is_final()
     })
@@ -213,10 +197,7 @@ async fn a_parent_stuck_waiting_for_a_dead_child_is_repaired_by_the_sweeper() {
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(2));
     let prefix = common::prefix("sweep");
     let (cfg, queue) = common::queue(&prefix).await;
-    let id = rfpq::submit::submit_file(&queue, &path, None, 2, None)
-        .await
-        .unwrap()
-        .id;
+    let id = common::submit(&queue, &path, None, 2).await;
     // Replace rfpq's own plan with the trap BullMQ documents: a child that fails for good
     // without `ignore_dependency_on_failure` leaves its parent waiting forever.
     let conn = RedisConnectionOptions::new().url(common::redis_url());
@@ -249,9 +230,7 @@ async fn a_parent_stuck_waiting_for_a_dead_child_is_repaired_by_the_sweeper() {
             .options(JobOptions::new().job_id(format!("{id}-dead")).attempts(1)),
         );
     flows.add(parent).await.unwrap();
-    let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
-        .await
-        .unwrap();
+    let worker = common::start_worker(cfg, common::embedded_router()).await;
     let started = Instant::now();
     while format!(
         "{:?}",

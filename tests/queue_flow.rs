@@ -3,10 +3,7 @@
 
 mod common;
 
-use calamine::{Reader, Xlsx};
 use rfpq::queue::{JobPhase, RfpQueue};
-use rfpq::worker::{RunningWorker, WorkerSettings};
-use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 async fn wait_final(queue: &RfpQueue, id: &str, limit: Duration) -> rfpq::queue::JobStatus {
@@ -68,9 +65,7 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
     assert!(queue.kb_has(&version).await.unwrap());
 
     let hash = router.config_hash().to_string();
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
-        .await
-        .expect("worker starts");
+    let worker = common::start_worker(cfg, router).await;
     let st = wait_final(&queue, &id, Duration::from_secs(600)).await;
     worker.shutdown().await.unwrap();
 
@@ -96,26 +91,9 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
         .await
         .unwrap()
         .expect("review workbook stored");
-    let mut book = Xlsx::new(Cursor::new(filled.clone())).expect("filled file opens");
-    let range = book.worksheet_range("Security").unwrap();
-    let mut review_book = Xlsx::new(Cursor::new(review)).expect("review file opens");
-    let review_sheet = review_book.worksheet_range("Review").unwrap();
-    for row in 1..=questions.len() as u32 {
-        let answer = range
-            .get_value((row, 2))
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        // A legal value, or an empty cell the review workbook flags (an abstention).
-        let status = review_sheet
-            .get_value((row, common::column(&review_sheet, "Status")))
-            .unwrap()
-            .to_string();
-        assert!(
-            ["Yes", "No", "N/A"].contains(&answer.as_str())
-                || (answer.is_empty() && status == "needs review"),
-            "row {row}: answer {answer:?}, status {status}"
-        );
-    }
+    let range = common::sheet_cells(&filled, "Security");
+    let review_sheet = common::sheet_cells(&review, "Review");
+    common::assert_answered_or_flagged(&range, &review_sheet, questions.len() as u32, "filled");
     // The incident-response question has no evidence in the KB: it abstains, and says why.
     assert_eq!(
         range
@@ -206,9 +184,7 @@ async fn corrupt_file_in_queue_fails_with_reason_and_worker_goes_on() {
     let xls = std::fs::read("fixtures/legacy/vendor-questionnaire.xls").unwrap();
     let xls_id = queue.submit("legacy.xls", &xls, None, 10).await.unwrap();
 
-    let worker = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
-        .await
-        .unwrap();
+    let worker = common::start_worker(cfg, common::embedded_router()).await;
     let bad = wait_final(&queue, &bad_id, Duration::from_secs(120)).await;
     let text = wait_final(&queue, &text_id, Duration::from_secs(120)).await;
     let ok = wait_final(&queue, &good_id, Duration::from_secs(300)).await;
@@ -260,18 +236,9 @@ async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row
     let prefix = common::prefix("handoff");
     let (cfg, queue) = common::queue(&prefix).await;
     // One batch holding every row, so the shutdown lands in the middle of it.
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 12, None)
-        .await
-        .unwrap()
-        .id;
+    let id = common::submit(&queue, &path, Some(&kb), 12).await;
 
-    let first = RunningWorker::start(
-        cfg.clone(),
-        common::embedded_router(),
-        WorkerSettings::default(),
-    )
-    .await
-    .unwrap();
+    let first = common::start_worker(cfg.clone(), common::embedded_router()).await;
     let started = Instant::now();
     while queue.status(&id).await.unwrap().rows_done < 2 {
         assert!(
@@ -293,9 +260,7 @@ async fn shutdown_mid_batch_hands_rows_back_and_another_worker_finishes_each_row
     // Handed back to the queue, not left active for stall detection to find.
     assert_eq!(queue.batch_state(&id, 0).await.unwrap(), "waiting");
 
-    let second = RunningWorker::start(cfg, common::embedded_router(), WorkerSettings::default())
-        .await
-        .unwrap();
+    let second = common::start_worker(cfg, common::embedded_router()).await;
     let st = wait_final(&queue, &id, Duration::from_secs(300)).await;
     second.shutdown().await.unwrap();
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");
@@ -317,13 +282,8 @@ async fn a_repeated_question_is_answered_once_and_checkpointed_for_every_copy() 
     let prefix = common::prefix("repeats");
     let (cfg, queue) = common::queue(&prefix).await;
     // One row per batch: the copies sit in other batches than the row that is answered.
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 1, None)
-        .await
-        .unwrap()
-        .id;
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
-        .await
-        .unwrap();
+    let id = common::submit(&queue, &path, Some(&kb), 1).await;
+    let worker = common::start_worker(cfg, router).await;
     let st = wait_final(&queue, &id, Duration::from_secs(300)).await;
     worker.shutdown().await.unwrap();
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");

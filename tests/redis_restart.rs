@@ -5,7 +5,6 @@
 mod common;
 
 use rfpq::queue::{JobPhase, QueueConfig, RfpQueue};
-use rfpq::worker::{RunningWorker, WorkerSettings};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -65,13 +64,8 @@ async fn a_job_survives_a_redis_restart_with_aof() {
     let path = common::questionnaire_file(tmp.path(), &common::mfa_questions(16));
     let cfg = QueueConfig::new(url, "{rfpq-restart}");
     let queue = RfpQueue::connect(cfg.clone()).await.unwrap();
-    let id = rfpq::submit::submit_file(&queue, &path, Some(kb.to_str().unwrap()), 4, None)
-        .await
-        .unwrap()
-        .id;
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default())
-        .await
-        .unwrap();
+    let id = common::submit(&queue, &path, Some(&kb), 4).await;
+    let worker = common::start_worker(cfg, router).await;
     let started = Instant::now();
     while queue.status(&id).await.unwrap().rows_done < 4 {
         assert!(started.elapsed() < Duration::from_secs(120), "no progress");

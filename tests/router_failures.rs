@@ -1,15 +1,15 @@
 //! The failure scenarios of `shared/reference/llm-backends-and-routing.md` §6, each against real
-//! HTTP servers speaking the Ollama / OpenAI / Anthropic wire formats (tests/support/llm_stub.rs).
+//! HTTP servers speaking the Ollama / OpenAI / Anthropic wire formats (tests/common/llm_stub.rs).
 //! Each test asserts which target answered, how many requests each server got, the breaker state
 //! and loose time bounds (generous upper bounds: CI is a loaded 2-core machine).
 
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
+mod common;
 
-use llm_stub::{
+use common::llm_stub::{
     Answer, Blackhole, LlmStub, Proto, Step, anthropic_error, ollama_error, openai_error,
     openai_refusal,
 };
+use common::router;
 use rfpq::router::config::{RouterConfig, Task};
 use rfpq::router::layers::BreakerState;
 use rfpq::router::types::ChatMessage;
@@ -36,11 +36,6 @@ fn yaml(o: &str, a: &str, extra: &str, tasks: &str) -> String {
 
 /// Answer task: Ollama first, then the OpenAI-compatible server.
 const TWO: &str = "  answer: ollama:qwen2.5:7b\nfallback_strategy:\n  answer: [oa:gpt-4o-mini]\n";
-
-fn router(yaml: &str) -> Router {
-    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses"))
-        .expect("router builds")
-}
 
 fn msgs() -> Vec<ChatMessage> {
     vec![ChatMessage::user("Do you encrypt data at rest?")]

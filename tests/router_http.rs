@@ -1,24 +1,21 @@
-//! Router behaviour against real HTTP servers speaking the Ollama and OpenAI wire formats:
-//! which target answers, what was sent, and how failures fall through.
+//! Router behaviour against real HTTP servers speaking the Ollama and OpenAI wire formats
+//! (`common::llm_stub`): which target answers, what was sent, and how failures fall through.
 
 mod common;
 
-use common::stub::{self, Reply};
-use rfpq::router::Router;
-use rfpq::router::config::{RouterConfig, Task};
+use common::llm_stub::{LlmStub, Proto, Step, ollama_error, openai_error};
+use common::router;
+use rfpq::router::config::Task;
 use rfpq::router::types::ChatMessage;
-use std::collections::HashMap;
-use std::path::Path;
 
-fn router(yaml: &str) -> Router {
-    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses"))
-        .expect("router builds")
-}
+/// The OpenAI-compatible fallback's model (LM Studio's name for it).
+const LMSTUDIO_MODEL: &str = "qwen2.5-7b-instruct";
 
+/// `openai` is the OpenAI-compatible base URL, `/v1` included (`LlmStub::url`).
 fn config(ollama: &str, openai: &str) -> String {
     format!(
         "providers:\n  ollama: {{kind: ollama, base_url: '{ollama}', keep_alive: 30m, cooldown: {{initial_s: 60}}}}\n  \
-         lmstudio: {{kind: openai, base_url: '{openai}/v1'}}\n  embedded: {{kind: embedded}}\n\
+         lmstudio: {{kind: openai, base_url: '{openai}'}}\n  embedded: {{kind: embedded}}\n\
          models:\n  'ollama:qwen2.5:7b': {{num_ctx: 4096}}\n\
          task_models:\n  classify: ollama:qwen2.5:7b\n  answer: ollama:qwen2.5:7b\n  embed: ollama:all-minilm\n\
          task_parameters:\n  answer: {{temperature: 0.1, max_tokens: 77}}\n\
@@ -28,12 +25,9 @@ fn config(ollama: &str, openai: &str) -> String {
 
 #[tokio::test]
 async fn ollama_answers_first_with_the_native_wire_format() {
-    let ollama = stub::start(HashMap::from([(
-        "/api/chat",
-        stub::ollama_chat(r#"{"status":"Yes"}"#),
-    )]))
-    .await;
-    let r = router(&config(&ollama.url(), "http://127.0.0.1:9"));
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    ollama.set_default("/api/chat", Step::answer(r#"{"status":"Yes"}"#));
+    let r = router(&config(&ollama.url(), "http://127.0.0.1:9/v1"));
     let schema = serde_json::json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["Yes", "No"]}}});
     let (reply, record) = r
         .chat(
@@ -50,7 +44,8 @@ async fn ollama_answers_first_with_the_native_wire_format() {
     );
     assert_eq!((record.attempts, record.fallback_used), (1, false));
     assert_eq!((record.prompt_tokens, record.eval_tokens), (34, 12));
-    let (path, body) = &ollama.requests()[0];
+    let seen = &ollama.requests()[0];
+    let (path, body) = (&seen.path, &seen.body);
     assert_eq!(path, "/api/chat");
     assert_eq!(
         body["stream"], true,
@@ -65,19 +60,16 @@ async fn ollama_answers_first_with_the_native_wire_format() {
 
 #[tokio::test]
 async fn missing_model_falls_through_to_the_next_target_and_cools_down() {
-    let ollama = stub::start(HashMap::from([(
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    ollama.set_default(
         "/api/chat",
-        Reply::json(
-            404,
-            serde_json::json!({"error": "model 'qwen2.5:7b' not found"}),
-        ),
-    )]))
-    .await;
-    let openai = stub::start(HashMap::from([(
-        "/v1/chat/completions",
-        stub::openai_chat("fallback answer"),
-    )]))
-    .await;
+        ollama_error(404, "model 'qwen2.5:7b' not found"),
+    );
+    let openai = LlmStub::builder(Proto::OpenAi)
+        .models(&[LMSTUDIO_MODEL])
+        .start()
+        .await;
+    openai.set_default("/v1/chat/completions", Step::answer("fallback answer"));
     let r = router(&config(&ollama.url(), &openai.url()));
     let msgs = [ChatMessage::user("hello")];
     let (reply, record) = r.chat(Task::Answer, &msgs, None).await.unwrap();
@@ -90,8 +82,8 @@ async fn missing_model_falls_through_to_the_next_target_and_cools_down() {
         "{:?}",
         record.skipped
     );
-    let sent = &openai.requests()[0].1;
-    assert_eq!(sent["model"], "qwen2.5-7b-instruct");
+    let sent = &openai.requests()[0].body;
+    assert_eq!(sent["model"], LMSTUDIO_MODEL);
     assert_eq!(sent["max_tokens"], 77);
 
     // The missing model is now cooling down: the next call goes straight to the fallback.
@@ -106,11 +98,14 @@ async fn missing_model_falls_through_to_the_next_target_and_cools_down() {
 
 #[tokio::test]
 async fn connection_refused_and_server_errors_fall_through_and_all_failures_are_reported() {
-    let broken = stub::start(HashMap::from([(
+    let broken = LlmStub::builder(Proto::OpenAi)
+        .models(&[LMSTUDIO_MODEL])
+        .start()
+        .await;
+    broken.set_default(
         "/v1/chat/completions",
-        Reply::json(500, serde_json::json!({"error": {"message": "boom", "type": "api_error", "param": null, "code": null}})),
-    )]))
-    .await;
+        openai_error(500, "api_error", None, "boom"),
+    );
     let r = router(&config("http://127.0.0.1:9", &broken.url()));
     let err = r
         .chat(Task::Answer, &[ChatMessage::user("hi")], None)
@@ -123,21 +118,21 @@ async fn connection_refused_and_server_errors_fall_through_and_all_failures_are_
 
 #[tokio::test]
 async fn embeddings_use_ollama_api_embed_with_a_batch() {
-    let ollama = stub::start(HashMap::from([(
+    let ollama = LlmStub::start(Proto::Ollama).await;
+    ollama.set_default(
         "/api/embed",
-        Reply::json(
+        Step::status(
             200,
             serde_json::json!({"model": "all-minilm", "embeddings": [[0.6, 0.8], [1.0, 0.0]],
             "total_duration": 14143917, "load_duration": 1019500, "prompt_eval_count": 8}),
         ),
-    )]))
-    .await;
-    let r = router(&config(&ollama.url(), "http://127.0.0.1:9"));
+    );
+    let r = router(&config(&ollama.url(), "http://127.0.0.1:9/v1"));
     let (v, record) = r.embed(&["a".to_string(), "b".to_string()]).await.unwrap();
     assert_eq!(v, vec![vec![0.6, 0.8], vec![1.0, 0.0]]);
     assert_eq!(record.model, "all-minilm");
     assert_eq!(
-        ollama.requests()[0].1["input"],
+        ollama.requests()[0].body["input"],
         serde_json::json!(["a", "b"])
     );
 }

@@ -3,28 +3,17 @@
 //! a server that refuses logprobs with a 400 (answered again without them), the `logprobs:
 //! false` switch, and the embedded model's own option scores (real model, one short call).
 
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
+mod common;
 
-use llm_stub::{LlmStub, Proto, Step};
-use rfpq::router::config::{RouterConfig, Task};
+use common::llm_stub::{Builder, LlmStub, Proto, Step};
+use common::router;
+use rfpq::router::ChatResponse;
+use rfpq::router::config::Task;
 use rfpq::router::types::ChatMessage;
-use rfpq::router::{ChatResponse, Router};
 use serde_json::{Value, json};
-use std::path::Path;
-
-fn router(yaml: &str) -> Router {
-    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses"))
-        .expect("router builds")
-}
 
 fn cfg(providers: &str, answer: &str) -> String {
-    format!(
-        "defaults:\n  retry: {{max_attempts: 2, initial_backoff_ms: 20, jitter: false}}\n\
-         providers:\n  embedded: {{kind: embedded}}\n{providers}\
-         task_models:\n  classify: {answer}\n  answer: {answer}\n  embed: embedded:all-minilm-l6-v2\n\
-         task_parameters:\n  answer: {{temperature: 0, max_tokens: 64}}\n"
-    )
+    common::wire_yaml(providers, answer, "{temperature: 0, max_tokens: 64}")
 }
 
 /// The answer pipeline's shape: a choice slot, then the evidence citation.
@@ -39,7 +28,7 @@ fn schema() -> Value {
 /// `": "[`, `1`, `]"}`: `status`'s value starts a token, `evidence`'s starts inside one.
 const ANSWER: &str = r#"{"status": "Yes", "evidence": "[1]"}"#;
 
-fn scripted(proto: Proto) -> llm_stub::Builder {
+fn scripted(proto: Proto) -> Builder {
     LlmStub::builder(proto)
         .logprobs_at("Yes", 0.7, &[("No", 0.2), ("N", 0.05), ("Maybe", 0.05)])
         .logprobs_at(

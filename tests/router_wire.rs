@@ -2,11 +2,10 @@
 //! that API keys never show up in errors or Debug output, the client-side rate limit, and the
 //! operator functions (`admin::check`, `pull`, `warm`), all against real HTTP stubs.
 
-#[path = "support/llm_stub.rs"]
-mod llm_stub;
+mod common;
 
-use llm_stub::{LlmStub, Proto, Step, anthropic_error};
-use rfpq::router::Router;
+use common::llm_stub::{LlmStub, Proto, Step, anthropic_error};
+use common::router;
 use rfpq::router::admin;
 use rfpq::router::config::{RouterConfig, Target, Task};
 use rfpq::router::types::ChatMessage;
@@ -14,18 +13,8 @@ use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn router(yaml: &str) -> Router {
-    Router::new(RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses"))
-        .expect("router builds")
-}
-
 fn cfg(providers: &str, answer: &str) -> String {
-    format!(
-        "defaults:\n  retry: {{max_attempts: 2, initial_backoff_ms: 20, jitter: false}}\n\
-         providers:\n  embedded: {{kind: embedded}}\n{providers}\
-         task_models:\n  classify: {answer}\n  answer: {answer}\n  embed: embedded:all-minilm-l6-v2\n\
-         task_parameters:\n  answer: {{temperature: 0.1, max_tokens: 77}}\n"
-    )
+    common::wire_yaml(providers, answer, "{temperature: 0.1, max_tokens: 77}")
 }
 
 fn schema() -> serde_json::Value {

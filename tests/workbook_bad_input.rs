@@ -1,10 +1,9 @@
 //! Non-workbooks and hostile packages get a specific WorkbookError; no panic, hang or unbounded allocation.
 
-#[path = "support/workbook_util.rs"]
-mod util;
+mod common;
 
+use common::workbook_util::*;
 use rfpq::workbook::{self, Limits, WorkbookError};
-use util::*;
 
 fn err(bytes: &[u8]) -> WorkbookError {
     workbook::inspect(bytes).expect_err("must be refused")

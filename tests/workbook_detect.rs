@@ -1,13 +1,12 @@
 //! Detection traps on synthetic workbooks (huge validation, named/x14 lists, formulas); not the real fixtures.
 
-#[path = "support/workbook_util.rs"]
-mod util;
+mod common;
 
 use calamine::{Data, Reader, Xlsx};
+use common::workbook_util::*;
 use rfpq::workbook::{self, CellRef, CellWrite, ListSource, SlotKind};
 use rust_xlsxwriter::{DataValidation, Formula, Workbook};
 use std::io::Cursor;
-use util::*;
 
 /// (cell, kind, choices) of one slot.
 type Slot = (String, SlotKind, Vec<String>);

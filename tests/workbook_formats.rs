@@ -1,39 +1,18 @@
 //! .xlsm patched in place (macros byte-identical); .xls and .ods read and answered into a new .xlsx.
 
-#[path = "support/workbook_util.rs"]
-mod util;
-
-#[path = "support/synthetic.rs"]
-mod synthetic;
+mod common;
 
 use calamine::{Data, Reader, Xlsx};
-use rfpq::workbook::{self, CellRef, CellWrite, SlotKind, SourceFormat, WorkbookError};
+use common::synthetic::caiq_v4;
+use common::workbook_util::*;
+use rfpq::workbook::{self, CellRef, SlotKind, SourceFormat, WorkbookError};
 use std::io::{Cursor, Write};
-use util::*;
 use zip::write::SimpleFileOptions;
 
 const LEGACY_XLS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/fixtures/legacy/vendor-questionnaire.xls"
 );
-
-/// One write per slot: a legal choice (never the first) or a text.
-fn fill_all(q: &workbook::Questionnaire) -> Vec<CellWrite> {
-    let mut writes = Vec::new();
-    for (i, row) in q.questions().enumerate() {
-        for slot in &row.slots {
-            let value = match slot.kind {
-                SlotKind::Choice | SlotKind::Mark => {
-                    slot.choices[1 + i % (slot.choices.len() - 1)].clone()
-                }
-                SlotKind::Text => format!("Answer {i}: =not a formula"),
-                SlotKind::Date => "2024-05-20".to_string(),
-            };
-            writes.extend(slot.writes_for(&row.sheet, &value));
-        }
-    }
-    writes
-}
 
 fn cell_text(bytes: &[u8], sheet: &str, cell: CellRef) -> Option<String> {
     let mut xl: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).expect("opens");
@@ -46,7 +25,7 @@ fn cell_text(bytes: &[u8], sheet: &str, cell: CellRef) -> Option<String> {
 
 /// Patches every slot, then proves with verify and calamine that exactly the answers landed.
 fn round_trip(base: &[u8], q: &workbook::Questionnaire) -> Vec<u8> {
-    let writes = fill_all(q);
+    let writes = fill_all(q, |i| format!("Answer {i}: =not a formula"));
     assert!(!writes.is_empty());
     let filled = workbook::patch(base, &writes).expect("patch");
     let declared: Vec<(String, CellRef)> = q.questions().flat_map(|r| r.answer_cells()).collect();
@@ -289,7 +268,7 @@ fn hostile_ods_files_are_refused_clearly() {
 /// The CAIQ-v4-like fixture turned macro-enabled: content type, a VBA project and its
 /// relationship, exactly as Excel writes an .xlsm.
 fn xlsm() -> Vec<u8> {
-    let base = synthetic::caiq_v4();
+    let base = caiq_v4();
     let types = entry_text(&base, "[Content_Types].xml")
         .replace(
             "spreadsheetml.sheet.main+xml",
@@ -327,7 +306,7 @@ fn xlsm_is_patched_in_place_and_keeps_its_macros() {
     assert_eq!(loaded.format.output_extension(), "xlsm");
     assert!(q.warnings.is_empty());
     assert_eq!(loaded.bytes, original, "an .xlsm is patched as it is");
-    let plain = workbook::inspect(&synthetic::caiq_v4()).unwrap();
+    let plain = workbook::inspect(&caiq_v4()).unwrap();
     assert_eq!(q.sheets, plain.sheets, "macros change nothing in detection");
 
     let filled = round_trip(&original, &q);

@@ -2,19 +2,16 @@
 //! HECVAT 3 / 4, ISO 27001 SoA): exact questions, slot kinds, choices, non-question rows,
 //! skipped cells and duplicates; every slot filled, patched and verified.
 
-#[path = "support/workbook_util.rs"]
-mod util;
-
-#[path = "support/synthetic.rs"]
-mod synthetic;
+mod common;
 
 use calamine::{Data, Reader, Xlsx};
+use common::synthetic::*;
+use common::workbook_util::entry_text;
 use rfpq::workbook::{
     self, CellRef, CellWrite, OtherRowKind, QuestionKey, Questionnaire, SkipReason, SlotKind,
 };
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use synthetic::*;
 
 /// (cell, kind, choices) of one slot.
 type Slot = (String, SlotKind, Vec<String>);
@@ -192,7 +189,7 @@ fn caiq_v4_layout() {
 
     let (writes, filled) = round_trip(&bytes);
     assert_eq!(writes.len(), 5 * 4 + 3);
-    let sheet_xml = util::entry_text(&filled, "xl/worksheets/sheet2.xml");
+    let sheet_xml = entry_text(&filled, "xl/worksheets/sheet2.xml");
     assert!(sheet_xml.contains("<sheetProtection"), "protection kept");
 }
 
@@ -498,8 +495,8 @@ fn hecvat4_layout_and_repeats() {
     // The x14 lists survive byte for byte.
     for t in 0..8 {
         let part = format!("xl/worksheets/sheet{}.xml", t + 1);
-        let before = util::entry_text(&bytes, &part);
-        let after = util::entry_text(&filled, &part);
+        let before = entry_text(&bytes, &part);
+        let after = entry_text(&filled, &part);
         let tail = &before[before.find("</sheetData>").unwrap()..];
         assert!(after.ends_with(tail), "{part}");
         assert!(tail.contains("x14:dataValidation "));

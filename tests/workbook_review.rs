@@ -1,13 +1,12 @@
 //! The review workbook read back (calamine) and its layout checked in XML; not the customer's file.
 
-#[path = "support/workbook_util.rs"]
-mod util;
+mod common;
 
 use calamine::{Data, Reader, Xlsx};
+use common::workbook_util::entry_text;
 use rfpq::workbook::review::ReviewSlot;
 use rfpq::workbook::{ReviewRow, SlotKind, write_review};
 use std::io::Cursor;
-use util::entry_text;
 
 fn row(status: &str, confidence: f32) -> ReviewRow {
     ReviewRow {

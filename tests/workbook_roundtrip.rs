@@ -1,12 +1,10 @@
 //! Detect → fill → patch → verify on the four real Azure checklists; synthetic traps live in workbook_detect.
 
-#[path = "support/workbook_util.rs"]
-mod util;
+mod common;
 
-use calamine::{Data, Reader, Xlsx};
+use calamine::Data;
+use common::workbook_util::*;
 use rfpq::workbook::{self, CellRef, CellWrite, DifferenceKind, SlotKind, WorkbookError};
-use std::io::Cursor;
-use util::*;
 
 const EN_CHOICES: [&str; 5] = ["Not verified", "Open", "Fulfilled", "Not required", "N/A"];
 const JA_CHOICES: [&str; 5] = ["未確認", "開ける", "達成", "必要なし", "該当なし"];
@@ -46,32 +44,8 @@ fn text_answer(i: usize) -> String {
     format!("=SUM(A1) & <b>\"quoted\"</b> 'single' #{i}\nsecond line: 暗号化は有効です 已啟用 ")
 }
 
-/// Writes for every slot: the (i mod 4 + 1)-th choice (never the default) and a text.
-fn fill_all(q: &workbook::Questionnaire) -> Vec<CellWrite> {
-    let mut writes = Vec::new();
-    for (i, row) in q.questions().enumerate() {
-        for slot in &row.slots {
-            let value = match slot.kind {
-                SlotKind::Choice | SlotKind::Mark => {
-                    slot.choices[1 + i % (slot.choices.len() - 1)].clone()
-                }
-                SlotKind::Text => text_answer(i),
-                SlotKind::Date => "2024-05-20".to_string(),
-            };
-            writes.extend(slot.writes_for(&row.sheet, &value));
-        }
-    }
-    writes
-}
-
 fn declared(writes: &[CellWrite]) -> Vec<(String, CellRef)> {
     writes.iter().map(|w| (w.sheet.clone(), w.cell)).collect()
-}
-
-fn range_of(bytes: &[u8], sheet: &str) -> calamine::Range<Data> {
-    let mut xl: Xlsx<_> =
-        calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec())).expect("calamine opens");
-    xl.worksheet_range(sheet).expect("sheet")
 }
 
 /// The `<dataValidations>…</dataValidations>` and every `<conditionalFormatting>` of a sheet.
@@ -122,7 +96,7 @@ fn real_checklists_detect_exactly() {
             );
         }
         // Every section is "Main Area / Sub Area" as calamine reads them.
-        let cells = range_of(&bytes, "Checklist");
+        let cells = common::sheet_cells(&bytes, "Checklist");
         for row in &checklist.questions {
             let part = |col: u32| {
                 cells
@@ -180,7 +154,7 @@ fn real_checklists_detect_exactly() {
 fn en_choice_list_is_read_from_the_values_sheet() {
     // The expected list above, read independently from the package with calamine.
     let bytes = checklist("security_checklist.en.xlsx");
-    let values = range_of(&bytes, "Values");
+    let values = common::sheet_cells(&bytes, "Values");
     let from_file: Vec<String> = (1..=5)
         .map(|r| values.get_value((r, 1)).expect("B cell").to_string())
         .collect();
@@ -203,7 +177,7 @@ fn fill_patch_verify_every_real_checklist() {
     for case in &CASES {
         let original = checklist(case.file);
         let q = workbook::inspect(&original).expect("inspect");
-        let writes = fill_all(&q);
+        let writes = fill_all(&q, text_answer);
         assert_eq!(writes.len(), case.questions * 2);
         let filled =
             workbook::patch(&original, &writes).unwrap_or_else(|e| panic!("{}: {e}", case.file));
@@ -241,7 +215,7 @@ fn fill_patch_verify_every_real_checklist() {
         );
 
         // (d) calamine sees every written value; Values, validations and CF are unchanged.
-        let range = range_of(&filled, "Checklist");
+        let range = common::sheet_cells(&filled, "Checklist");
         for w in &writes {
             let got = range
                 .get_value((w.cell.row, w.cell.col))
@@ -249,7 +223,10 @@ fn fill_patch_verify_every_real_checklist() {
                 .unwrap_or_default();
             assert_eq!(got, w.value, "{} {}", case.file, w.cell);
         }
-        assert_eq!(range_of(&filled, "Values"), range_of(&original, "Values"));
+        assert_eq!(
+            common::sheet_cells(&filled, "Values"),
+            common::sheet_cells(&original, "Values")
+        );
         let before = entry_text(&original, "xl/worksheets/sheet1.xml");
         let after = entry_text(&filled, "xl/worksheets/sheet1.xml");
         assert_eq!(
@@ -261,7 +238,7 @@ fn fill_patch_verify_every_real_checklist() {
         // Every other cell reads the same.
         let written: std::collections::HashSet<(u32, u32)> =
             writes.iter().map(|w| (w.cell.row, w.cell.col)).collect();
-        let original_range = range_of(&original, "Checklist");
+        let original_range = common::sheet_cells(&original, "Checklist");
         for (r, c, v) in original_range.used_cells() {
             let (r, c) = (
                 r as u32 + original_range.start().unwrap().0,
@@ -310,7 +287,7 @@ fn written_cells_keep_their_style_and_escape_text() {
 #[test]
 fn patching_is_idempotent() {
     let original = checklist("security_checklist.ja.xlsx");
-    let writes = fill_all(&workbook::inspect(&original).expect("inspect"));
+    let writes = fill_all(&workbook::inspect(&original).expect("inspect"), text_answer);
     let once = workbook::patch(&original, &writes).expect("patch");
     let twice = workbook::patch(&original, &writes).expect("patch again");
     assert_eq!(once, twice, "same writes, same bytes");
@@ -324,7 +301,7 @@ fn patching_is_idempotent() {
 #[test]
 fn verify_reports_tampering() {
     let original = checklist("datasecurity_checklist.en.xlsx");
-    let writes = fill_all(&workbook::inspect(&original).expect("inspect"));
+    let writes = fill_all(&workbook::inspect(&original).expect("inspect"), text_answer);
     let decl = declared(&writes);
 
     // A question cell (not declared) changed along with the answers.
@@ -460,7 +437,7 @@ fn unknown_sheet_and_formula_cells_are_refused() {
             .is_empty()
     );
     assert_eq!(
-        range_of(&filled, "Form").get_value((2, 1)),
+        common::sheet_cells(&filled, "Form").get_value((2, 1)),
         Some(&Data::String("+ yes, tested yearly".into()))
     );
 }

@@ -56,13 +56,11 @@ async fn a_killed_worker_process_is_replaced_within_30_s_without_recomputing_row
     assert!(done_at_kill < 14);
 
     // A fresh router, as a new worker process would have.
-    let worker = RunningWorker::start(
+    let worker = common::start_worker(
         t.cfg.clone(),
         common::router_from_yaml(&common::stub_chat_yaml(&stub.url(), "")),
-        WorkerSettings::default(),
     )
-    .await
-    .unwrap();
+    .await;
     while queue.status(&id).await.unwrap().rows_done <= done_at_kill {
         assert!(
             killed.elapsed() < Duration::from_secs(30),
@@ -198,10 +196,7 @@ async fn a_batch_that_keeps_killing_its_worker_fails_as_poison_and_workers_go_on
     let next_dir = t.tmp.path().join("next");
     std::fs::create_dir_all(&next_dir).unwrap();
     let next = common::questionnaire_file(&next_dir, &common::mfa_questions(1));
-    let id2 = rfpq::submit::submit_file(queue, &next, Some(t.kb.to_str().unwrap()), 1, None)
-        .await
-        .unwrap()
-        .id;
+    let id2 = common::submit(queue, &next, Some(&t.kb), 1).await;
     let st =
         common::wait_status(queue, &id2, Duration::from_secs(60), |s| s.state.is_final()).await;
     assert_eq!(st.state, JobPhase::Completed, "{st:?}");

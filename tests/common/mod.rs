@@ -1,40 +1,30 @@
-//! Shared test helpers: a real Redis URL, a unique key prefix per test, a router that uses only
-//! the real embedded models, and small questionnaire workbooks built with rust_xlsxwriter.
+//! Shared test helpers, compiled into every test binary (`mod common;`) and `benches/throughput`:
+//! a real Redis URL, a unique key prefix per test, routers that use only the real embedded
+//! models or an LLM stub, and small questionnaire workbooks built with rust_xlsxwriter.
+//! Submodules: `llm_stub` (the protocol-faithful LLM server), `jobs` (queued jobs against it),
+//! `cells` (reading answered workbooks), `synthetic` and `workbook_util` (the workbook tests'
+//! synthetic layouts and raw zip access). Nothing here runs at load time: no statics, no
+//! models loaded, no servers started until a test calls a function.
 #![allow(dead_code)]
 
-#[path = "../support/llm_stub.rs"]
+pub mod cells;
+pub mod jobs;
 pub mod llm_stub;
-pub mod stub;
+pub mod synthetic;
+pub mod workbook_util;
+
+// Re-exported so tests write `common::cell_text`, `common::stub_job`…; a test binary that uses
+// none of them would otherwise warn.
+#[allow(unused_imports)]
+pub use cells::*;
+#[allow(unused_imports)]
+pub use jobs::*;
 
 use rfpq::router::Router;
 use rfpq::router::config::RouterConfig;
 use rust_xlsxwriter::{DataValidation, Format, Workbook};
 use std::path::Path;
 use std::sync::Arc;
-
-/// One sheet of a workbook as calamine reads it.
-pub fn sheet_cells(bytes: &[u8], sheet: &str) -> calamine::Range<calamine::Data> {
-    use calamine::Reader;
-    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
-    book.worksheet_range(sheet).unwrap()
-}
-
-/// A cell's value as trimmed text (empty for an empty cell); 0-based row and column.
-pub fn cell_text(range: &calamine::Range<calamine::Data>, row: u32, col: u32) -> String {
-    range
-        .get_value((row, col))
-        .map(|v| v.to_string())
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-/// The 0-based column of the header `name` in row 0 (review sheets are read by header).
-pub fn column(range: &calamine::Range<calamine::Data>, name: &str) -> u32 {
-    (0..range.width() as u32)
-        .find(|c| cell_text(range, 0, *c) == name)
-        .unwrap_or_else(|| panic!("no '{name}' column"))
-}
 
 /// Redis the tests talk to (scripts/test.sh starts one when nothing answers).
 pub fn redis_url() -> String {
@@ -170,59 +160,28 @@ pub fn stub_chat_yaml(url: &str, extra: &str) -> String {
     )
 }
 
-pub fn router_from_yaml(yaml: &str) -> Arc<Router> {
+/// Router config for wire-format tests: 2 attempts with a 20 ms backoff and no jitter,
+/// `providers` (YAML lines) beside the embedded provider, classify and answer on the target
+/// `answer`, embeddings on the embedded all-MiniLM-L6-v2, and the answer task's parameters
+/// `answer_params` (a YAML flow mapping).
+pub fn wire_yaml(providers: &str, answer: &str, answer_params: &str) -> String {
+    format!(
+        "defaults:\n  retry: {{max_attempts: 2, initial_backoff_ms: 20, jitter: false}}\n\
+         providers:\n  embedded: {{kind: embedded}}\n{providers}\
+         task_models:\n  classify: {answer}\n  answer: {answer}\n  embed: embedded:all-minilm-l6-v2\n\
+         task_parameters:\n  answer: {answer_params}\n"
+    )
+}
+
+/// A router built from a YAML config (named `test.yaml` in errors).
+pub fn router(yaml: &str) -> Router {
     let cfg = RouterConfig::parse(yaml, Path::new("test.yaml")).expect("config parses");
-    Arc::new(Router::new(cfg).expect("router builds"))
+    Router::new(cfg).expect("router builds")
 }
 
-/// `n` distinct questions (numbered, so never repeats) that `small_kb` has evidence for.
-pub fn mfa_questions(n: u32) -> Vec<String> {
-    (1..=n)
-        .map(|i| {
-            format!("Control {i}: is multi-factor authentication enforced for administrators?")
-        })
-        .collect()
-}
-
-/// Writes a `questionnaire` of `questions` into `dir/q.xlsx` and returns its path.
-pub fn questionnaire_file(dir: &Path, questions: &[String]) -> std::path::PathBuf {
-    let refs: Vec<&str> = questions.iter().map(String::as_str).collect();
-    let path = dir.join("q.xlsx");
-    std::fs::write(&path, questionnaire(&refs)).unwrap();
-    path
-}
-
-/// Polls a job's status until `done` holds; panics after `limit`.
-pub async fn wait_status(
-    queue: &rfpq::queue::RfpQueue,
-    id: &str,
-    limit: std::time::Duration,
-    done: impl Fn(&rfpq::queue::JobStatus) -> bool,
-) -> rfpq::queue::JobStatus {
-    let started = std::time::Instant::now();
-    loop {
-        if let Ok(st) = queue.status(id).await
-            && done(&st)
-        {
-            return st;
-        }
-        assert!(started.elapsed() < limit, "job {id} timed out");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
-/// The stub's reply for a `questionnaire` row (Answer + Comments), citing source 1.
-pub const STUB_ANSWER: &str =
-    r#"{"answer": "Yes", "comments": "Enforced for every administrator.", "evidence": "[1]"}"#;
-
-/// An Ollama stub that answers every chat with [`STUB_ANSWER`] after `delay_ms`.
-pub async fn answering_stub(delay_ms: u64) -> llm_stub::LlmStub {
-    let stub = llm_stub::LlmStub::start(llm_stub::Proto::Ollama).await;
-    stub.set_default(
-        "/api/chat",
-        llm_stub::Step::Answer(llm_stub::Answer::new(STUB_ANSWER).delay_first(delay_ms)),
-    );
-    stub
+/// [`router`], shared (what pipelines and workers take).
+pub fn router_from_yaml(yaml: &str) -> Arc<Router> {
+    Arc::new(router(yaml))
 }
 
 /// A queue client on the test Redis under `prefix`, and its config (for workers).
@@ -232,81 +191,4 @@ pub async fn queue(prefix: &str) -> (rfpq::queue::QueueConfig, rfpq::queue::RfpQ
         .await
         .expect("the test Redis is reachable");
     (cfg, queue)
-}
-
-/// What a queued-job test against the answering stub starts from: the stub (answers after
-/// `delay_ms`), its router config (also written to `config` for `rfpq worker` processes), the
-/// router, a small KB and an `n`-question questionnaire under `tmp`, and a queue client
-/// under a key prefix of the test's own.
-pub struct StubJob {
-    pub stub: llm_stub::LlmStub,
-    pub tmp: tempfile::TempDir,
-    pub config: std::path::PathBuf,
-    pub router: Arc<Router>,
-    pub kb: std::path::PathBuf,
-    pub questionnaire: std::path::PathBuf,
-    pub prefix: String,
-    pub cfg: rfpq::queue::QueueConfig,
-    pub queue: rfpq::queue::RfpQueue,
-}
-
-/// Sets up a [`StubJob`] for `test` (the prefix's name) with `n` questions.
-pub async fn stub_job(test: &str, delay_ms: u64, n: u32) -> StubJob {
-    let stub = answering_stub(delay_ms).await;
-    let yaml = stub_chat_yaml(&stub.url(), "");
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("stub.yaml");
-    std::fs::write(&config, &yaml).unwrap();
-    let router = router_from_yaml(&yaml);
-    let kb = small_kb(&router, tmp.path()).await;
-    let questionnaire = questionnaire_file(tmp.path(), &mfa_questions(n));
-    let prefix = prefix(test);
-    let (cfg, queue) = queue(&prefix).await;
-    StubJob {
-        stub,
-        tmp,
-        config,
-        router,
-        kb,
-        questionnaire,
-        prefix,
-        cfg,
-        queue,
-    }
-}
-
-impl StubJob {
-    /// `rfpq --config <the stub config> worker ARGS…` under the test's prefix.
-    pub fn worker_command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = rfpq_command(&self.prefix);
-        cmd.args(["--config", self.config.to_str().unwrap(), "worker"])
-            .args(args);
-        cmd
-    }
-
-    /// Submits the questionnaire with the KB in batches of `batch_size` rows; the job id.
-    pub async fn submit(&self, batch_size: usize) -> String {
-        rfpq::submit::submit_file(
-            &self.queue,
-            &self.questionnaire,
-            Some(self.kb.to_str().unwrap()),
-            batch_size,
-            None,
-        )
-        .await
-        .expect("submit")
-        .id
-    }
-
-    /// Waits (60 s at most) until at least `n` workers are registered.
-    pub async fn wait_for_workers(&self, n: usize) {
-        let started = std::time::Instant::now();
-        while self.queue.workers().await.unwrap().len() < n {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(60),
-                "{n} worker(s) did not register"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    }
 }

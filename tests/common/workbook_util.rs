@@ -1,6 +1,7 @@
 //! Helpers for the workbook tests (fixtures, raw zip access, hand-built packages); not used by the library.
 #![allow(dead_code)]
 
+use rfpq::workbook::{self, CellWrite, SlotKind};
 use std::io::{Cursor, Read, Write};
 use zip::write::SimpleFileOptions;
 
@@ -11,6 +12,26 @@ pub const CHECKLISTS: &str = concat!(
 
 pub fn checklist(name: &str) -> Vec<u8> {
     std::fs::read(format!("{CHECKLISTS}/{name}")).expect("fixture present")
+}
+
+/// One write per slot of `q`: for the i-th question a legal choice (the (i mod (n−1) + 1)-th of
+/// n, never the first, which is often the default), `text(i)` in a text slot, a fixed date in a
+/// date slot.
+pub fn fill_all(q: &workbook::Questionnaire, text: impl Fn(usize) -> String) -> Vec<CellWrite> {
+    let mut writes = Vec::new();
+    for (i, row) in q.questions().enumerate() {
+        for slot in &row.slots {
+            let value = match slot.kind {
+                SlotKind::Choice | SlotKind::Mark => {
+                    slot.choices[1 + i % (slot.choices.len() - 1)].clone()
+                }
+                SlotKind::Text => text(i),
+                SlotKind::Date => "2024-05-20".to_string(),
+            };
+            writes.extend(slot.writes_for(&row.sheet, &value));
+        }
+    }
+    writes
 }
 
 /// One zip entry as stored: name, method, crc, sizes and the compressed bytes.

@@ -801,6 +801,19 @@ async fn write_head(
     sock.write_all(h.as_bytes()).await
 }
 
+/// A whole `200 OK` JSON reply with a content-length (not streamed).
+async fn write_json_ok(sock: &mut TcpStream, body: &str) -> std::io::Result<()> {
+    write_head(
+        sock,
+        200,
+        "application/json; charset=utf-8",
+        &[],
+        Some(body.len()),
+    )
+    .await?;
+    sock.write_all(body.as_bytes()).await
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -954,15 +967,7 @@ async fn answer(
         let body = json!({"model": req["model"], "created_at": "2024-12-06T00:46:58Z",
             "message": {"role": "assistant", "content": ""}, "done_reason": "load", "done": true})
         .to_string();
-        write_head(
-            sock,
-            200,
-            "application/json; charset=utf-8",
-            &[],
-            Some(body.len()),
-        )
-        .await?;
-        return sock.write_all(body.as_bytes()).await;
+        return write_json_ok(sock, &body).await;
     }
     let stream = match proto {
         Proto::Ollama => req.get("stream").and_then(|s| s.as_bool()).unwrap_or(true),
@@ -1001,15 +1006,7 @@ async fn answer(
             }
         }
         .to_string();
-        write_head(
-            sock,
-            200,
-            "application/json; charset=utf-8",
-            &[],
-            Some(body.len()),
-        )
-        .await?;
-        return sock.write_all(body.as_bytes()).await;
+        return write_json_ok(sock, &body).await;
     }
     let ct = if proto == Proto::Ollama {
         "application/x-ndjson"

@@ -2,7 +2,7 @@
 //! real ones (CAIQ v4 / v3, HECVAT 3 / 4, ISO 27001 SoA); see shared/reference/questionnaire-workbooks.md.
 #![allow(dead_code)]
 
-use super::util::{entry_text, replace_entry};
+use super::workbook_util::{entry_text, replace_entry};
 use rust_xlsxwriter::{
     DataValidation, DataValidationRule, ExcelDateTime, Format, Formula, Workbook, Worksheet,
 };
