@@ -2,10 +2,11 @@
 //! Holds no business logic of its own.
 
 use crate::kb::{self, KnowledgeBase};
+use crate::pipeline::config::{AnsweringConfig, Settings, WriteDrafts};
 use crate::pipeline::{self, FillSummary};
 use crate::queue::{JobPhase, JobStatus, QueueConfig, RfpQueue};
 use crate::router::Router;
-use crate::router::config::{RouterConfig, Task, WriteDrafts};
+use crate::router::config::{RouterConfig, Task};
 use crate::router::types::ChatMessage;
 use crate::workbook::SourceFormat;
 use crate::worker::{RunningWorker, WorkerSettings};
@@ -387,15 +388,20 @@ fn init_logging(format: &str, default: &str) {
     }
 }
 
-fn router_config(g: &Global) -> Result<RouterConfig> {
+/// The config file's settings (`--config`, else the built-in ones), with `--write-drafts`.
+fn settings(g: &Global) -> Result<Settings> {
     let mut cfg = match &g.config {
-        Some(path) => RouterConfig::load(path)?,
-        None => RouterConfig::builtin(),
+        Some(path) => Settings::load(path)?,
+        None => Settings::builtin(),
     };
     if let Some(w) = write_drafts(g)? {
         cfg.answering.write_drafts = w;
     }
     Ok(cfg)
+}
+
+fn router_config(g: &Global) -> Result<RouterConfig> {
+    Ok(settings(g)?.router)
 }
 
 /// The global `--write-drafts`, checked.
@@ -410,10 +416,14 @@ fn write_drafts(g: &Global) -> Result<Option<WriteDrafts>> {
 }
 
 fn load_router(g: &Global) -> Result<Arc<Router>> {
-    let cfg = router_config(g)?;
-    Ok(Arc::new(
-        Router::new(cfg).context("cannot set up the model router")?,
-    ))
+    Ok(load_pipeline(g)?.0)
+}
+
+/// The router and the pipeline's `answering:` settings, from one config file.
+fn load_pipeline(g: &Global) -> Result<(Arc<Router>, AnsweringConfig)> {
+    let cfg = settings(g)?;
+    let router = Router::new(cfg.router).context("cannot set up the model router")?;
+    Ok((Arc::new(router), cfg.answering))
 }
 
 fn queue_config(g: &Global) -> QueueConfig {
@@ -459,7 +469,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             outcomes,
             json,
         } => {
-            let router = load_router(&g)?;
+            let (router, answering) = load_pipeline(&g)?;
             let review = review_path(&output, review);
             let files = FillFiles {
                 input: &input,
@@ -468,7 +478,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 review: &review,
                 outcomes: outcomes.as_deref(),
             };
-            let summary = fill(router, &files, parallel, !json).await?;
+            let summary = fill(router, answering, &files, parallel, !json).await?;
             if json {
                 let v = serde_json::json!({"output": output, "review": review, "summary": summary});
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -546,7 +556,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             no_warm_up,
             metrics_addr,
         } => {
-            let router = load_router(&g)?;
+            let (router, answering) = load_pipeline(&g)?;
             let settings = WorkerSettings {
                 concurrency,
                 lock_duration: Duration::from_millis(lock_ms.max(1000)),
@@ -555,6 +565,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 max_stalls: max_stalls.max(1),
                 rows_in_flight,
                 warm_up: !no_warm_up,
+                answering,
             };
             if let Some(addr) = metrics_addr {
                 let queue = RfpQueue::connect(queue_config(&g)).await?;
@@ -1428,6 +1439,7 @@ pub struct FillFiles<'a> {
 /// In-process fill (`pipeline::run::fill`): reads the input and the KB, writes the files.
 pub async fn fill(
     router: Arc<Router>,
+    answering: AnsweringConfig,
     files: &FillFiles<'_>,
     parallel: usize,
     show_progress: bool,
@@ -1447,6 +1459,7 @@ pub async fn fill(
     };
     let done = pipeline::run::fill(
         router,
+        answering,
         kb,
         bytes,
         &questionnaire,
@@ -1532,7 +1545,7 @@ fn print_summary(s: &FillSummary, output: &Path, review: &Path) {
 }
 
 async fn demo(g: &Global, out: &Path) -> Result<()> {
-    let router = load_router(g)?;
+    let (router, answering) = load_pipeline(g)?;
     let files =
         crate::demo::unpack(out).with_context(|| format!("cannot write into {}", out.display()))?;
     let kb_dir = out.join("kb");
@@ -1569,8 +1582,11 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
                 checklist.display(),
                 g.redis_url
             );
-            let worker =
-                RunningWorker::start(queue_config(g), router, WorkerSettings::default()).await?;
+            let settings = WorkerSettings {
+                answering,
+                ..WorkerSettings::default()
+            };
+            let worker = RunningWorker::start(queue_config(g), router, settings).await?;
             let id = crate::submit::submit_file(
                 &queue,
                 &checklist,
@@ -1621,7 +1637,7 @@ async fn demo(g: &Global, out: &Path) -> Result<()> {
                 review: &review,
                 outcomes: None,
             };
-            let summary = fill(router, &files, 2, true).await?;
+            let summary = fill(router, answering, &files, 2, true).await?;
             print_summary(&summary, &output, &review);
         }
     }

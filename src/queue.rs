@@ -569,7 +569,7 @@ pub use crate::now_ms;
 pub struct SubmitExtras {
     pub format: SourceFormat,
     pub warnings: Vec<String>,
-    pub write_drafts: Option<crate::router::config::WriteDrafts>,
+    pub write_drafts: Option<crate::pipeline::config::WriteDrafts>,
 }
 
 /// Handle on the queue: producers and workers both use it. Cheap to clone.

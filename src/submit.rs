@@ -115,7 +115,7 @@ pub async fn submit_file(
     path: &Path,
     kb: Option<&str>,
     batch_size: usize,
-    write_drafts: Option<crate::router::config::WriteDrafts>,
+    write_drafts: Option<crate::pipeline::config::WriteDrafts>,
 ) -> Result<Submitted, SubmitError> {
     let (bytes, q) = validate_file(path).await?;
     let kb = match kb {

@@ -4,6 +4,7 @@
 //! Lock renewal stays on the async runtime; parsing and inference run on blocking threads.
 
 use crate::kb::KnowledgeBase;
+use crate::pipeline::config::{AnsweringConfig, WriteDrafts};
 use crate::pipeline::{self, PipelineContext, Plan, RowOutcome, RowStatus};
 use crate::queue::{
     BatchSpec, HEARTBEAT, JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig,
@@ -40,6 +41,9 @@ pub struct WorkerSettings {
     /// Load the models before the first batch (see `spawn_warm_up`). Off by default for
     /// embedders and tests; `rfpq worker` turns it on unless `--no-warm-up`.
     pub warm_up: bool,
+    /// The pipeline's `answering:` settings, from the same config file as the router (default:
+    /// the built-in defaults of that section).
+    pub answering: AnsweringConfig,
 }
 
 impl Default for WorkerSettings {
@@ -54,6 +58,7 @@ impl Default for WorkerSettings {
             max_stalls: 3,
             rows_in_flight: 0,
             warm_up: false,
+            answering: AnsweringConfig::default(),
         }
     }
 }
@@ -128,6 +133,7 @@ struct BatchRun<'a> {
 struct Shared {
     queue: RfpQueue,
     router: Arc<Router>,
+    answering: Arc<AnsweringConfig>,
     kbs: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
     /// Held while a KB is fetched and opened, so concurrent batches load it once.
     kb_loading: tokio::sync::Mutex<()>,
@@ -272,7 +278,7 @@ impl Shared {
             .await;
         let plan_started = std::time::Instant::now();
         crate::submit::require_questions(&questionnaire).map_err(fail)?;
-        let mut plan = Plan::build(&self.router, &questionnaire).await;
+        let mut plan = Plan::build(&self.router, &self.answering, &questionnaire).await;
         // The job's own write_drafts (`rfpq --write-drafts … submit`), else this worker's config.
         plan.write_drafts = self
             .queue
@@ -280,7 +286,7 @@ impl Shared {
             .await
             .map_err(retry)?
             .get("write_drafts")
-            .and_then(|w| crate::router::config::WriteDrafts::parse(w));
+            .and_then(|w| WriteDrafts::parse(w));
         let _ = self
             .queue
             .record_time(id, crate::queue::Stage::Plan, plan_started.elapsed())
@@ -394,10 +400,8 @@ impl Shared {
             job,
             plan,
             ctx: PipelineContext {
-                router: self.router.clone(),
-                kb,
                 prefetched: Arc::new(prefetched),
-                sentence_vectors: Arc::default(),
+                ..PipelineContext::new(self.router.clone(), self.answering.clone(), kb)
             },
             lock: job.token().map(str::to_string),
             existing,
@@ -820,6 +824,7 @@ impl RunningWorker {
         let shared = Arc::new(Shared {
             queue,
             router,
+            answering: Arc::new(settings.answering.clone()),
             kbs: Mutex::new(HashMap::new()),
             kb_loading: tokio::sync::Mutex::new(()),
             lock_ms: settings.lock_duration.as_millis() as u64,

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod apply;
 pub mod classify;
 pub mod confidence;
+pub mod config;
 pub mod context;
 pub mod decide;
 pub mod dedup;
@@ -21,13 +22,14 @@ pub use confidence::Band;
 pub use plan::{Plan, PlannedRow};
 
 use crate::kb::{Hit, KnowledgeBase};
-use crate::router::config::{Task, WriteDrafts};
+use crate::router::config::Task;
 use crate::router::{CallRecord, Router};
 use crate::workbook::review::{
     ReviewReport, ReviewRow, ReviewSlot, UsageLine, write_review_report,
 };
 use crate::workbook::{CellRef, CellWrite, QuestionRow, WorkbookError};
 use classify::RowKind;
+use config::{AnsweringConfig, WriteDrafts};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -251,7 +253,7 @@ pub struct RowOutcome {
     /// The knowledge-base version the row was answered from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kb_version: Option<String>,
-    /// The hash of the router configuration that answered the row.
+    /// The hash of the configuration that answered the row (`config::config_hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
     /// What a generated answer's confidence was computed from.
@@ -259,11 +261,16 @@ pub struct RowOutcome {
     pub signals: Option<confidence::Signals>,
 }
 
-/// What the pipeline needs: the router, optionally a knowledge base, and embeddings computed
-/// ahead for the rows it will answer.
+/// What the pipeline needs: the router, its `answering:` settings, optionally a knowledge
+/// base, and embeddings computed ahead for the rows it will answer.
 #[derive(Clone)]
 pub struct PipelineContext {
     pub router: Arc<Router>,
+    /// The thresholds and source caps rows are answered with.
+    pub answering: Arc<AnsweringConfig>,
+    /// [`config::config_hash`] of the router's configuration and `answering`, recorded with
+    /// every row ([`PipelineContext::new`] computes it).
+    pub config_hash: Arc<str>,
     pub kb: Option<Arc<KnowledgeBase>>,
     /// Embeddings by text from [`prefetch_embeddings`]: a row whose texts are all here makes no
     /// embedding call of its own.
@@ -275,9 +282,16 @@ pub struct PipelineContext {
 
 impl PipelineContext {
     /// A context without prefetched embeddings (each row embeds its own texts).
-    pub fn new(router: Arc<Router>, kb: Option<Arc<KnowledgeBase>>) -> Self {
+    pub fn new(
+        router: Arc<Router>,
+        answering: impl Into<Arc<AnsweringConfig>>,
+        kb: Option<Arc<KnowledgeBase>>,
+    ) -> Self {
+        let answering = answering.into();
         Self {
+            config_hash: config::config_hash(router.config(), &answering).into(),
             router,
+            answering,
             kb,
             prefetched: Arc::default(),
             sentence_vectors: Arc::default(),
@@ -516,10 +530,7 @@ pub async fn answer_planned(
     let started_ms = crate::now_ms();
     let started = Instant::now();
     let mut out = answer_row(ctx, plan, index, parent).await;
-    out.decide_written(
-        plan.write_drafts
-            .unwrap_or(ctx.router.config().answering.write_drafts),
-    );
+    out.decide_written(plan.write_drafts.unwrap_or(ctx.answering.write_drafts));
     out.time.started_ms = started_ms;
     out.time.total_ms = ms_since(started);
     out
@@ -535,7 +546,7 @@ async fn answer_row(
     let row = &plan.rows[index];
     let q = &row.question;
     let mut out = RowOutcome::new(q, row.kind);
-    out.config_hash = Some(ctx.router.config_hash().to_string());
+    out.config_hash = Some(ctx.config_hash.to_string());
     out.kb_version = ctx.kb.as_ref().map(|kb| kb.version().to_string());
     if let Some(n) = &row.kind_note {
         out.note = Some(n.clone());
@@ -544,7 +555,7 @@ async fn answer_row(
         out.add_note(format!("classified as {:?}, not answered", row.kind).to_lowercase());
         return out;
     }
-    let cfg = &ctx.router.config().answering;
+    let cfg = ctx.answering.as_ref();
     let mut prompt_ctx = answer::PromptContext {
         parent: None,
         language: (plan.language != context::Language::En).then(|| plan.language.name()),
