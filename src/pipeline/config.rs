@@ -3,7 +3,9 @@
 //! both that every answer records. Does not route or build the router (that is
 //! `router::config` and `Router::new`), and the file format is the router config's.
 
-use crate::router::config::{ConfigError, DEFAULT_CONFIG, RouterConfig};
+use crate::router::config::{
+    BUILTIN_ORIGIN, ConfigError, DEFAULT_CONFIG, RouterConfig, from_yaml, read_text,
+};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -26,31 +28,20 @@ struct PipelineSections {
 impl Settings {
     /// Loads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&read_text(path)?, path)
     }
 
     /// The built-in default configuration.
     pub fn builtin() -> Self {
-        Self::parse(
-            DEFAULT_CONFIG,
-            Path::new("<built-in config/llm_models.yaml>"),
-        )
-        .expect("the built-in config is valid (checked by tests)")
+        Self::parse(DEFAULT_CONFIG, Path::new(BUILTIN_ORIGIN))
+            .expect("the built-in config is valid (checked by tests)")
     }
 
     /// Parses and validates YAML text; `origin` names it in errors, which name the line and
     /// field like the router config's own.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
         let router = RouterConfig::parse(text, origin)?;
-        let sections: PipelineSections =
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-                path: origin.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        let sections: PipelineSections = from_yaml(text, origin)?;
         sections.answering.check(origin)?;
         Ok(Self {
             router,

@@ -94,6 +94,28 @@ pub enum ConfigError {
 /// The configuration shipped with rfpq (also `config/llm_models.yaml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/llm_models.yaml");
 
+/// How [`DEFAULT_CONFIG`] is named in errors.
+pub const BUILTIN_ORIGIN: &str = "<built-in config/llm_models.yaml>";
+
+/// The text of a config file (the error names the file).
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// YAML text as `T`, unvalidated; a syntax or type error names `origin` and the position.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+) -> Result<T, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+        path: origin.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 impl RouterConfig {
     /// The routing settings as text, for a configuration hash: the same settings give the same
     /// text. It names env vars, never their values. Where a setting stands in the file (its
@@ -124,28 +146,18 @@ impl RouterConfig {
 
     /// Loads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&read_text(path)?, path)
     }
 
     /// The built-in default configuration.
     pub fn builtin() -> Self {
-        Self::parse(
-            DEFAULT_CONFIG,
-            Path::new("<built-in config/llm_models.yaml>"),
-        )
-        .expect("the built-in router config is valid (checked by tests)")
+        Self::parse(DEFAULT_CONFIG, Path::new(BUILTIN_ORIGIN))
+            .expect("the built-in router config is valid (checked by tests)")
     }
 
     /// Parses and validates YAML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let cfg: RouterConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let cfg: RouterConfig = from_yaml(text, origin)?;
         cfg.validate().map_err(|i| ConfigError::Invalid {
             path: origin.to_path_buf(),
             line: i.line,
