@@ -9,9 +9,10 @@
 use crate::fill::{FillError, FillFiles};
 use crate::kb::{IngestReport, KbError};
 use crate::pipeline::FillSummary;
+use crate::pipeline::config::AnsweringConfig;
+use crate::pipeline::config::WriteDrafts;
 use crate::queue::{JobPhase, JobStatus, QueueConfig, QueueError, RfpQueue};
 use crate::router::Router;
-use crate::router::config::WriteDrafts;
 use crate::submit::SubmitError;
 use crate::worker::{RunningWorker, WorkerSettings};
 use std::path::{Path, PathBuf};
@@ -157,6 +158,7 @@ pub trait DemoProgress {
 /// at `queue` with a worker in this process, else in-process.
 pub async fn run(
     router: Arc<Router>,
+    answering: AnsweringConfig,
     queue: QueueConfig,
     write_drafts: Option<WriteDrafts>,
     out: &Path,
@@ -193,7 +195,7 @@ pub async fn run(
     let run = match RfpQueue::connect(queue.clone()).await {
         Ok(q) => {
             progress.queued(&paths.questionnaire, &queue.redis_url);
-            run_queued(router, &q, queue, write_drafts, &paths, progress).await?
+            run_queued(router, answering, &q, queue, write_drafts, &paths, progress).await?
         }
         Err(e) => {
             progress.local(&e.to_string());
@@ -204,9 +206,10 @@ pub async fn run(
                 review: &paths.review,
                 outcomes: None,
             };
-            let report =
-                crate::fill::fill(router, &files, 2, |done, total| progress.rows(done, total))
-                    .await?;
+            let report = crate::fill::fill(router, answering, &files, 2, |done, total| {
+                progress.rows(done, total)
+            })
+            .await?;
             DemoRun::Local {
                 summary: Box::new(report.summary),
                 warnings: report.warnings,
@@ -224,13 +227,18 @@ pub async fn run(
 /// The demo job through the queue, with a worker in this process stopped at the end.
 async fn run_queued(
     router: Arc<Router>,
+    answering: AnsweringConfig,
     queue: &RfpQueue,
     cfg: QueueConfig,
     write_drafts: Option<WriteDrafts>,
     paths: &DemoPaths,
     progress: &mut impl DemoProgress,
 ) -> Result<DemoRun, DemoError> {
-    let worker = RunningWorker::start(cfg, router, WorkerSettings::default()).await?;
+    let settings = WorkerSettings {
+        answering,
+        ..WorkerSettings::default()
+    };
+    let worker = RunningWorker::start(cfg, router, settings).await?;
     let kb = std::path::absolute(&paths.kb_dir).unwrap_or_else(|_| paths.kb_dir.clone());
     let submitted = crate::submit::submit_file(
         queue,

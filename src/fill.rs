@@ -5,6 +5,7 @@
 //! reachable. Prints nothing: warnings and the summary go back to the caller.
 
 use crate::kb::{KbError, KnowledgeBase};
+use crate::pipeline::config::AnsweringConfig;
 use crate::pipeline::{self, FillSummary};
 use crate::router::Router;
 use crate::submit::SubmitError;
@@ -87,10 +88,11 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), FillError> {
     std::fs::write(path, bytes).map_err(failed)
 }
 
-/// Fills `files.input` with `parallel` rows at a time and writes the results; `progress` gets
+/// Fills `files.input` (the pipeline set by `answering`) with `parallel` rows at a time and writes the results; `progress` gets
 /// (done, total) after each row.
 pub async fn fill(
     router: Arc<Router>,
+    answering: AnsweringConfig,
     files: &FillFiles<'_>,
     parallel: usize,
     progress: impl Fn(usize, usize),
@@ -108,6 +110,7 @@ pub async fn fill(
     };
     let done = pipeline::run::fill(
         router,
+        answering,
         kb,
         checked.bytes,
         &questionnaire,

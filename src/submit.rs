@@ -4,8 +4,8 @@
 //! Does not answer or store anything but the job.
 
 use crate::kb::{KbError, KnowledgeBase, publish};
+use crate::pipeline::config::WriteDrafts;
 use crate::queue::{KbRef, QueueError, RfpQueue};
-use crate::router::config::WriteDrafts;
 use crate::workbook::{Questionnaire, WorkbookError};
 use std::path::Path;
 

@@ -8,6 +8,7 @@
 mod common;
 
 use rfpq::kb::KnowledgeBase;
+use rfpq::pipeline::config::AnsweringConfig;
 use rfpq::pipeline::{self, FillSummary, PipelineContext, Plan};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,8 +50,9 @@ async fn written_choices_on_the_labelled_set_beat_their_baselines() {
     let questionnaire = rfpq::workbook::detect::inspect(&bytes).unwrap();
     let base = KnowledgeBase::open(&kb).unwrap();
     base.check_model(&router).unwrap();
-    let plan = Plan::build(&router, &questionnaire).await;
-    let ctx = PipelineContext::new(router.clone(), Some(Arc::new(base)));
+    let answering = AnsweringConfig::default();
+    let plan = Plan::build(&router, &answering, &questionnaire).await;
+    let ctx = PipelineContext::new(router.clone(), answering, Some(Arc::new(base)));
     let outcomes = pipeline::answer_plan(&ctx, &plan, 2, |_, _| {}).await;
     let summary = FillSummary::of(&outcomes, &plan.calls);
     let assembled = pipeline::assemble_with(&bytes, &outcomes, &summary).unwrap();

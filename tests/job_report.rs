@@ -29,7 +29,7 @@ fn figure(sheet: &calamine::Range<Data>, label: &str) -> f64 {
 async fn job_report_counts_calls_tokens_and_time() {
     let t = common::stub_job("job-report", STUB_LATENCY_MS, 6).await;
     let (stub, queue, prefix) = (&t.stub, &t.queue, t.prefix.as_str());
-    let hash = t.router.config_hash().to_string();
+    let hash = rfpq::pipeline::config::config_hash(t.router.config(), &Default::default());
     let id = t.submit(3).await;
     // The job waits in the queue until a worker starts.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -9,9 +9,9 @@ mod common;
 
 use calamine::{Reader, Xlsx};
 use rfpq::kb::{KnowledgeBase, store};
+use rfpq::pipeline::config::{AnsweringConfig, WriteDrafts};
 use rfpq::pipeline::{self, PipelineContext, Plan, RowOutcome};
 use rfpq::router::Router;
-use rfpq::router::config::WriteDrafts;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,9 +58,10 @@ async fn fill(
     bytes: &[u8],
 ) -> (Vec<RowOutcome>, Vec<u8>) {
     let q = rfpq::workbook::detect::inspect(bytes).expect("workbook is detected");
-    let mut plan = Plan::build(&router, &q).await;
+    let answering = AnsweringConfig::default();
+    let mut plan = Plan::build(&router, &answering, &q).await;
     plan.write_drafts = Some(WriteDrafts::Cells);
-    let ctx = PipelineContext::new(router, Some(kb));
+    let ctx = PipelineContext::new(router, answering, Some(kb));
     let outcomes = pipeline::answer_plan(&ctx, &plan, 2, |_, _| {}).await;
     let filled = pipeline::assemble(bytes, &outcomes)
         .expect("assembles")

@@ -9,6 +9,7 @@ mod common;
 
 use common::llm_stub::{LlmStub, Proto, Step};
 use rfpq::kb::KnowledgeBase;
+use rfpq::pipeline::config::{AnsweringConfig, Settings};
 use rfpq::pipeline::{self, Band, FillSummary, PipelineContext, Plan, RowOutcome, RowStatus};
 use rfpq::router::Router;
 use rust_xlsxwriter::{DataValidation, Format, Workbook};
@@ -41,16 +42,26 @@ fn book(sheets: &[(&str, Vec<(&str, &str)>)], choices: &[&str]) -> Vec<u8> {
     wb.save_to_buffer().unwrap()
 }
 
-/// Plans and answers a workbook in-process, one row at a time.
+/// Plans and answers a workbook in-process, one row at a time, with the default `answering:`.
 async fn fill(
     router: Arc<Router>,
     kb: Option<&Path>,
     bytes: &[u8],
 ) -> (Plan, Vec<RowOutcome>, FillSummary) {
+    fill_with(router, AnsweringConfig::default(), kb, bytes).await
+}
+
+/// [`fill`] with `answering`.
+async fn fill_with(
+    router: Arc<Router>,
+    answering: AnsweringConfig,
+    kb: Option<&Path>,
+    bytes: &[u8],
+) -> (Plan, Vec<RowOutcome>, FillSummary) {
     let q = rfpq::workbook::detect::inspect(bytes).expect("workbook is detected");
     let kb = kb.map(|p| Arc::new(KnowledgeBase::open(p).expect("kb opens")));
-    let plan = Plan::build(&router, &q).await;
-    let ctx = PipelineContext::new(router, kb);
+    let plan = Plan::build(&router, &answering, &q).await;
+    let ctx = PipelineContext::new(router, answering, kb);
     let outcomes = pipeline::answer_plan(&ctx, &plan, 1, |_, _| {}).await;
     let summary = FillSummary::of(&outcomes, &plan.calls);
     (plan, outcomes, summary)
@@ -71,11 +82,14 @@ async fn kb_of(router: &Router, dir: &Path, files: &[(&str, &str)]) -> std::path
 
 /// A router whose chat tasks go to an Ollama stub and whose embeddings are the real MiniLM.
 fn stub_router(stub: &LlmStub) -> Arc<Router> {
-    stub_router_with(stub, "")
+    stub_router_with(stub, "").0
 }
 
-fn stub_router_with(stub: &LlmStub, extra: &str) -> Arc<Router> {
-    common::router_from_yaml(&common::stub_chat_yaml(&stub.url(), extra))
+/// [`stub_router`] with `extra` appended to its config, and the config's `answering:`.
+fn stub_router_with(stub: &LlmStub, extra: &str) -> (Arc<Router>, AnsweringConfig) {
+    let yaml = common::stub_chat_yaml(&stub.url(), extra);
+    let settings = Settings::parse(&yaml, Path::new("test.yaml")).expect("config parses");
+    (common::router_from_yaml(&yaml), settings.answering)
 }
 
 /// The user message of every chat request the stub received.
@@ -504,7 +518,7 @@ async fn only_ambiguous_rows_are_classified_in_bounded_windows() {
     let pairs: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let bytes = book(&[("Controls", pairs)], &["Yes", "No", "N/A"]);
     let q = rfpq::workbook::detect::inspect(&bytes).unwrap();
-    let plan = Plan::build(&router, &q).await;
+    let plan = Plan::build(&router, &AnsweringConfig::default(), &q).await;
     assert_eq!(plan.calls.classify, 3, "ceil(20 / 8) windows");
     let sent = prompts(&stub);
     assert_eq!(sent.len(), 3);
@@ -533,7 +547,7 @@ async fn the_optional_relevance_check_judges_all_sources_in_one_call() {
     // One source is retrieved (the KB has one short record); the check calls it irrelevant,
     // so the question abstains without an answer call.
     stub.script("/api/chat", [Step::answer(r#"{"source_1": "irrelevant"}"#)]);
-    let router = stub_router_with(&stub, "answering:\n  relevance_check: true\n");
+    let (router, answering) = stub_router_with(&stub, "answering:\n  relevance_check: true\n");
     let tmp = tempfile::tempdir().unwrap();
     let kb = kb_of(
         &router,
@@ -551,7 +565,7 @@ async fn the_optional_relevance_check_judges_all_sources_in_one_call() {
         )],
         &["Yes", "No", "N/A"],
     );
-    let (_, outcomes, summary) = fill(router, Some(&kb), &bytes).await;
+    let (_, outcomes, summary) = fill_with(router, answering, Some(&kb), &bytes).await;
     assert_eq!(summary.calls.relevance, 1, "one batched judgement");
     assert_eq!(summary.calls.answer, 0);
     let sent = prompts(&stub);

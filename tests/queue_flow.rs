@@ -52,7 +52,7 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
         &path,
         Some(kb.to_str().unwrap()),
         2,
-        Some(rfpq::router::config::WriteDrafts::Cells),
+        Some(rfpq::pipeline::config::WriteDrafts::Cells),
     )
     .await
     .expect("submit")
@@ -64,7 +64,7 @@ async fn submitted_workbook_is_answered_and_written_back_losslessly() {
     assert_eq!(queued.kb_version.as_deref(), Some(version.as_str()));
     assert!(queue.kb_has(&version).await.unwrap());
 
-    let hash = router.config_hash().to_string();
+    let hash = rfpq::pipeline::config::config_hash(router.config(), &Default::default());
     let worker = common::start_worker(cfg, router).await;
     let st = wait_final(&queue, &id, Duration::from_secs(600)).await;
     worker.shutdown().await.unwrap();

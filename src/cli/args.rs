@@ -1,9 +1,10 @@
 //! The command line's arguments (clap) and the settings built from the global ones: the router
 //! config (with `--write-drafts`), the router and the queue's address. Does not run commands.
 
+use crate::pipeline::config::{AnsweringConfig, Settings, WriteDrafts};
 use crate::queue::QueueConfig;
 use crate::router::Router;
-use crate::router::config::{RouterConfig, WriteDrafts};
+use crate::router::config::RouterConfig;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -368,10 +369,11 @@ pub(super) enum KbCommand {
     List,
 }
 
-pub(super) fn router_config(g: &Global) -> Result<RouterConfig> {
+/// The config file's settings (`--config`, else the built-in ones), with `--write-drafts`.
+pub(super) fn settings(g: &Global) -> Result<Settings> {
     let mut cfg = match &g.config {
-        Some(path) => RouterConfig::load(path)?,
-        None => RouterConfig::builtin(),
+        Some(path) => Settings::load(path)?,
+        None => Settings::builtin(),
     };
     if let Some(w) = write_drafts(g)? {
         cfg.answering.write_drafts = w;
@@ -390,11 +392,20 @@ pub(super) fn write_drafts(g: &Global) -> Result<Option<WriteDrafts>> {
     }
 }
 
+/// The router config of the config file.
+pub(super) fn router_config(g: &Global) -> Result<RouterConfig> {
+    Ok(settings(g)?.router)
+}
+
 pub(super) fn load_router(g: &Global) -> Result<Arc<Router>> {
-    let cfg = router_config(g)?;
-    Ok(Arc::new(
-        Router::new(cfg).context("cannot set up the model router")?,
-    ))
+    Ok(load_pipeline(g)?.0)
+}
+
+/// The router and the pipeline's `answering:` settings, from one config file.
+pub(super) fn load_pipeline(g: &Global) -> Result<(Arc<Router>, AnsweringConfig)> {
+    let cfg = settings(g)?;
+    let router = Router::new(cfg.router).context("cannot set up the model router")?;
+    Ok((Arc::new(router), cfg.answering))
 }
 
 pub(super) fn queue_config(g: &Global) -> QueueConfig {

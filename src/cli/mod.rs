@@ -70,7 +70,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             outcomes,
             json,
         } => {
-            let router = load_router(&g)?;
+            let (router, answering) = load_pipeline(&g)?;
             let review = review_path(&output, review);
             let files = crate::fill::FillFiles {
                 input: &input,
@@ -79,7 +79,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 review: &review,
                 outcomes: outcomes.as_deref(),
             };
-            let report = crate::fill::fill(router, &files, parallel, |done, total| {
+            let report = crate::fill::fill(router, answering, &files, parallel, |done, total| {
                 print_rows(!json, done, total)
             })
             .await?;
@@ -164,7 +164,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             no_warm_up,
             metrics_addr,
         } => {
-            let router = load_router(&g)?;
+            let (router, answering) = load_pipeline(&g)?;
             let settings = WorkerSettings {
                 concurrency,
                 lock_duration: Duration::from_millis(lock_ms.max(1000)),
@@ -173,6 +173,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 max_stalls: max_stalls.max(1),
                 rows_in_flight,
                 warm_up: !no_warm_up,
+                answering,
             };
             if let Some(addr) = metrics_addr {
                 let queue = RfpQueue::connect(queue_config(&g)).await?;
@@ -589,10 +590,11 @@ async fn apply_review(
 }
 
 async fn demo(g: &Global, out: &Path) -> Result<()> {
-    let router = load_router(g)?;
+    let (router, answering) = load_pipeline(g)?;
     let mut progress = DemoPrinter::default();
     let done = crate::demo::run(
         router,
+        answering,
         queue_config(g),
         write_drafts(g)?,
         out,

@@ -291,6 +291,37 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_of_every_slot_kind_is_the_one_the_embedded_model_accepts() {
+        // router/embedded/schema.rs tests that its decoder accepts exactly this schema.
+        let slot = |kind, choices: &[&str], col| AnswerSlot {
+            cell: CellRef { row: 4, col },
+            kind,
+            choices: choices.iter().map(|c| c.to_string()).collect(),
+            mark_cells: if kind == SlotKind::Mark {
+                vec![CellRef { row: 4, col }]
+            } else {
+                vec![]
+            },
+            header: format!("{kind:?}"),
+        };
+        let slots = [
+            slot(SlotKind::Choice, &["Yes", "No"], 2),
+            slot(SlotKind::Mark, &["Yes", "No", "Not Applicable"], 3),
+            slot(SlotKind::Text, &[], 4),
+            slot(SlotKind::Date, &[], 5),
+        ];
+        let expected = json!({"type": "object", "properties": {
+            "choice": {"type": "string", "enum": ["Yes", "No"]},
+            "mark": {"type": "string", "enum": ["Yes", "No", "Not Applicable"]},
+            "text": {"type": "string", "minLength": 1, "maxLength": 400},
+            "date": {"type": "string", "maxLength": 10},
+            EVIDENCE_KEY: {"type": "string", "enum": ["[1]", "[2]", "[3]", INSUFFICIENT]}},
+            "required": ["choice", "mark", "text", "date", EVIDENCE_KEY],
+            "additionalProperties": false});
+        assert_eq!(answer_schema(&slots, 3, true), expected);
+    }
+
+    #[test]
     fn choices_map_only_to_legal_values() {
         let c: Vec<String> = vec!["Yes".into(), "No".into(), "N/A".into()];
         assert_eq!(legal_choice("yes", &c).as_deref(), Some("Yes"));

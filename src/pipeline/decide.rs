@@ -190,7 +190,7 @@ pub async fn decide(
     mut out: RowOutcome,
 ) -> RowOutcome {
     let router = ctx.router.as_ref();
-    let cfg = &router.config().answering;
+    let cfg = ctx.answering.as_ref();
     let mut mode = text_mode(router);
     let has_text = q.slots.iter().any(|s| s.kind == SlotKind::Text);
     let has_choice = q

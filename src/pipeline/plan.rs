@@ -5,6 +5,7 @@
 
 use super::CallTally;
 use super::classify::{self, RowKind};
+use super::config::{AnsweringConfig, WriteDrafts};
 use super::context::{self, Language, ParentLink};
 use super::dedup::{self, SameAs};
 use crate::router::Router;
@@ -43,8 +44,8 @@ pub struct Plan {
     /// The job's own `write_drafts` (from `--write-drafts` at submit or fill); `None`: the
     /// answering worker's config decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub write_drafts: Option<crate::router::config::WriteDrafts>,
-    /// The hash of the router configuration that planned it (`Router::config_hash`).
+    pub write_drafts: Option<WriteDrafts>,
+    /// The hash of the configuration that planned it (`config::config_hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
 }
@@ -52,13 +53,18 @@ pub struct Plan {
 impl Plan {
     /// Plans a detected questionnaire: classifies rows (LLM only for ambiguous ones), links
     /// dependent questions to their parents, finds repeated questions (same ID, same text,
-    /// near-identical wording) and detects the language.
-    pub async fn build(router: &Router, questionnaire: &Questionnaire) -> Plan {
+    /// near-identical wording) and detects the language, with the windows and thresholds of
+    /// `answering`.
+    pub async fn build(
+        router: &Router,
+        answering: &AnsweringConfig,
+        questionnaire: &Questionnaire,
+    ) -> Plan {
         let started = std::time::Instant::now();
         let questions: Vec<QuestionRow> = questionnaire.questions().cloned().collect();
         let mut calls = CallTally::default();
         let mut warnings = Vec::new();
-        let window = router.config().answering.classify_window;
+        let window = answering.classify_window;
         let kinds = classify::classify_rows(router, &questions, window, &mut calls).await;
         if calls.failed > 0 {
             warnings.push(format!(
@@ -94,7 +100,7 @@ impl Plan {
                 }
             }
         }
-        let similarity = router.config().answering.duplicate_similarity;
+        let similarity = answering.duplicate_similarity;
         let copies =
             dedup::find_copies(&questions, questionnaire, &vectors, similarity, &dependent);
         let language = context::detect_language(questions.iter().map(|q| q.text.as_str()));
@@ -120,7 +126,7 @@ impl Plan {
             warnings,
             build_ms: started.elapsed().as_millis() as u64,
             write_drafts: None,
-            config_hash: Some(router.config_hash().to_string()),
+            config_hash: Some(super::config::config_hash(router.config(), answering)),
         }
     }
 

@@ -4,10 +4,11 @@
 //! chunk. Optionally one batched relevance call judges all kept sources at once.
 
 use super::CallTally;
+use super::config::AnsweringConfig;
 use super::library::without_placeholders;
 use crate::kb::{Hit, KbError, KnowledgeBase};
 use crate::router::Router;
-use crate::router::config::{AnsweringConfig, Task};
+use crate::router::config::Task;
 use crate::router::types::ChatMessage;
 use crate::workbook::QuestionRow;
 use serde_json::{Map, Value, json};

@@ -2,6 +2,7 @@
 //! the filled and the review workbook. Reads and writes no files (the caller does) and prints
 //! nothing (warnings come back to the caller).
 
+use super::config::AnsweringConfig;
 use super::{FillSummary, PipelineContext, Plan, RowOutcome, answer_plan, assemble_with};
 use crate::kb::KnowledgeBase;
 use crate::router::Router;
@@ -21,11 +22,12 @@ pub struct Filled {
     pub warnings: Vec<String>,
 }
 
-/// Fills `questionnaire` (read from `original`) with `parallel` rows at a time; `progress`
-/// gets (done, total) after each row. Answering runs on the async runtime; patching and the
-/// review workbook on a blocking thread.
+/// Fills `questionnaire` (read from `original`) with `parallel` rows at a time, deciding with
+/// `answering`; `progress` gets (done, total) after each row. Answering runs on the async
+/// runtime; patching and the review workbook on a blocking thread.
 pub async fn fill(
     router: Arc<Router>,
+    answering: AnsweringConfig,
     kb: Option<Arc<KnowledgeBase>>,
     original: Vec<u8>,
     questionnaire: &Questionnaire,
@@ -33,8 +35,8 @@ pub async fn fill(
     progress: impl Fn(usize, usize),
 ) -> Result<Filled, WorkbookError> {
     let started = std::time::Instant::now();
-    let plan = Plan::build(&router, questionnaire).await;
-    let ctx = PipelineContext::new(router, kb);
+    let plan = Plan::build(&router, &answering, questionnaire).await;
+    let ctx = PipelineContext::new(router, answering, kb);
     let outcomes = answer_plan(&ctx, &plan, parallel, progress).await;
     let mut summary = FillSummary::of(&outcomes, &plan.calls).timed(&plan, started.elapsed());
     let report = summary.clone();

@@ -123,7 +123,7 @@ return 'requested'",
 pub struct SubmitExtras {
     pub format: SourceFormat,
     pub warnings: Vec<String>,
-    pub write_drafts: Option<crate::router::config::WriteDrafts>,
+    pub write_drafts: Option<crate::pipeline::config::WriteDrafts>,
 }
 
 impl RfpQueue {

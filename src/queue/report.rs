@@ -26,7 +26,7 @@ pub struct JobStatus {
     pub kb: Option<String>,
     /// The KB snapshot version the job uses.
     pub kb_version: Option<String>,
-    /// The hash of the router configuration the job was planned with (`Router::config_hash`).
+    /// The hash of the configuration the job was planned with (`pipeline::config::config_hash`).
     /// With `kb_version` it names everything its answers depend on besides the workbook.
     #[serde(default)]
     pub config_hash: Option<String>,

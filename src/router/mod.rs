@@ -161,8 +161,6 @@ pub fn missing_key(cfg: &RouterConfig, name: &str) -> Option<String> {
 /// The task router. Cheap to share behind an `Arc`.
 pub struct Router {
     cfg: RouterConfig,
-    /// [`RouterConfig::hash`], computed once.
-    config_hash: String,
     slots: BTreeMap<Target, Slot>,
     policy_logged: AtomicBool,
 }
@@ -246,7 +244,6 @@ impl Router {
             );
         }
         Ok(Self {
-            config_hash: cfg.hash(),
             cfg,
             slots,
             policy_logged: AtomicBool::new(false),
@@ -255,11 +252,6 @@ impl Router {
 
     pub fn config(&self) -> &RouterConfig {
         &self.cfg
-    }
-
-    /// The hash of the configuration this router was built from (recorded with each answer).
-    pub fn config_hash(&self) -> &str {
-        &self.config_hash
     }
 
     /// Identity of the embedding model (provider-independent: the model name), stored with a KB.

@@ -71,7 +71,7 @@ pub struct WatchOptions {
     /// stay unchanged before it is submitted anyway (and refused as damaged).
     pub incomplete_grace: Duration,
     /// The jobs' own `write_drafts` (`None`: the workers' config decides).
-    pub write_drafts: Option<crate::router::config::WriteDrafts>,
+    pub write_drafts: Option<crate::pipeline::config::WriteDrafts>,
 }
 
 impl WatchOptions {

@@ -111,10 +111,8 @@ impl Shared {
             job,
             plan,
             ctx: PipelineContext {
-                router: self.router.clone(),
-                kb,
                 prefetched: Arc::new(prefetched),
-                sentence_vectors: Arc::default(),
+                ..PipelineContext::new(self.router.clone(), self.answering.clone(), kb)
             },
             lock: job.token().map(str::to_string),
             existing,

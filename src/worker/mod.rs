@@ -17,6 +17,7 @@ pub use upkeep::serve_metrics;
 use upkeep::{spawn_heartbeat, spawn_warm_up};
 
 use crate::kb::KnowledgeBase;
+use crate::pipeline::config::AnsweringConfig;
 use crate::queue::{
     JOB_ASSEMBLE, JOB_BATCH, JOB_PLAN, JobPhase, QUEUE_NAME, QueueConfig, QueueError, RfpQueue,
 };
@@ -50,6 +51,9 @@ pub struct WorkerSettings {
     /// Load the models before the first batch (see `spawn_warm_up`). Off by default for
     /// embedders and tests; `rfpq worker` turns it on unless `--no-warm-up`.
     pub warm_up: bool,
+    /// The pipeline's `answering:` settings, from the same config file as the router (default:
+    /// the built-in defaults of that section).
+    pub answering: AnsweringConfig,
 }
 
 impl Default for WorkerSettings {
@@ -64,6 +68,7 @@ impl Default for WorkerSettings {
             max_stalls: 3,
             rows_in_flight: 0,
             warm_up: false,
+            answering: AnsweringConfig::default(),
         }
     }
 }
@@ -87,6 +92,7 @@ impl WorkerSettings {
 struct Shared {
     queue: RfpQueue,
     router: Arc<Router>,
+    answering: Arc<AnsweringConfig>,
     kbs: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
     /// Held while a KB is fetched and opened, so concurrent batches load it once.
     kb_loading: tokio::sync::Mutex<()>,
@@ -168,6 +174,7 @@ impl RunningWorker {
         let shared = Arc::new(Shared {
             queue,
             router,
+            answering: Arc::new(settings.answering.clone()),
             kbs: Mutex::new(HashMap::new()),
             kb_loading: tokio::sync::Mutex::new(()),
             lock_ms: settings.lock_duration.as_millis() as u64,

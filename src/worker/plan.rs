@@ -134,7 +134,7 @@ impl Shared {
             .record_time(id, crate::queue::Stage::Workbook, workbook_time)
             .await;
         let plan_started = std::time::Instant::now();
-        let mut plan = Plan::build(&self.router, &questionnaire).await;
+        let mut plan = Plan::build(&self.router, &self.answering, &questionnaire).await;
         // The job's own write_drafts (`rfpq --write-drafts … submit`), else this worker's config.
         plan.write_drafts = self
             .queue
@@ -142,7 +142,7 @@ impl Shared {
             .await
             .map_err(retry)?
             .get("write_drafts")
-            .and_then(|w| crate::router::config::WriteDrafts::parse(w));
+            .and_then(|w| crate::pipeline::config::WriteDrafts::parse(w));
         let _ = self
             .queue
             .record_time(id, crate::queue::Stage::Plan, plan_started.elapsed())

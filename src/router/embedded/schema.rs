@@ -579,29 +579,27 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn accepts_the_pipeline_answer_schema_for_every_slot_kind() {
-        use crate::workbook::{AnswerSlot, CellRef, SlotKind};
-        let slot = |kind, choices: &[&str], col| AnswerSlot {
-            cell: CellRef { row: 4, col },
-            kind,
-            choices: choices.iter().map(|c| c.to_string()).collect(),
-            mark_cells: if kind == SlotKind::Mark {
-                vec![CellRef { row: 4, col }]
-            } else {
-                vec![]
-            },
-            header: format!("{kind:?}"),
-        };
-        let slots = [
-            slot(SlotKind::Choice, &["Yes", "No"], 2),
-            slot(SlotKind::Mark, &["Yes", "No", "Not Applicable"], 3),
-            slot(SlotKind::Text, &[], 4),
-            slot(SlotKind::Date, &[], 5),
-        ];
-        let schema = crate::pipeline::answer::answer_schema(&slots, 3, true);
-        let fields = parse(&schema).expect("the embedded model can answer every slot kind");
+    fn accepts_an_answer_schema_with_every_field_kind() {
+        // What the answer pipeline asks for (pipeline/answer.rs pins its schema to this one):
+        // a choice and a mark slot (enums), a text slot, a date and the cited source.
+        let schema = json!({"type": "object", "properties": {
+            "choice": {"type": "string", "enum": ["Yes", "No"]},
+            "mark": {"type": "string", "enum": ["Yes", "No", "Not Applicable"]},
+            "text": {"type": "string", "minLength": 1, "maxLength": 400},
+            "date": {"type": "string", "maxLength": 10},
+            "evidence": {"type": "string", "enum": ["[1]", "[2]", "[3]", "insufficient"]}},
+            "required": ["choice", "mark", "text", "date", "evidence"],
+            "additionalProperties": false});
+        let fields = parse(&schema).expect("the embedded model can answer every field kind");
         assert_eq!(fields.len(), 5);
-        assert_eq!(fields[4].name, crate::pipeline::answer::EVIDENCE_KEY);
+        assert_eq!(fields[4].name, "evidence");
+        assert_eq!(
+            fields[2].kind,
+            FieldKind::Text {
+                max_chars: Some(400),
+                non_empty: true
+            }
+        );
     }
 
     #[test]
