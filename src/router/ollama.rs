@@ -77,6 +77,22 @@ impl Ollama {
         &self.http.base_url
     }
 
+    /// POSTs `body` to `path` (`/api/…`), with the configured `keep_alive` when `keep`.
+    async fn post(
+        &self,
+        path: &str,
+        mut body: Value,
+        keep: bool,
+        deadlines: Deadlines,
+    ) -> Result<reqwest::Response, ProviderError> {
+        if keep && let Some(k) = &self.keep_alive {
+            body["keep_alive"] = keep_alive_json(k);
+        }
+        self.http
+            .send(reqwest::Method::POST, path, Some(&body), &[], deadlines)
+            .await
+    }
+
     async fn do_chat(&self, call: &ChatCall<'_>) -> Result<ChatResponse, ProviderError> {
         let num_ctx = self.num_ctx.get(call.model).copied();
         let mut options =
@@ -94,18 +110,8 @@ impl Ollama {
             body["logprobs"] = json!(true);
             body["top_logprobs"] = json!(TOP_LOGPROBS);
         }
-        if let Some(k) = &self.keep_alive {
-            body["keep_alive"] = keep_alive_json(k);
-        }
         let resp = self
-            .http
-            .send(
-                reqwest::Method::POST,
-                "/api/chat",
-                Some(&body),
-                &[],
-                call.deadlines,
-            )
+            .post("/api/chat", body, true, call.deadlines)
             .await?;
         let mut tokens = TokenLogprobs::default();
         let (text, last) = if is_stream(&resp) {
@@ -152,19 +158,9 @@ impl Ollama {
     }
 
     async fn do_embed(&self, call: &EmbedCall<'_>) -> Result<EmbedResponse, ProviderError> {
-        let mut body = json!({"model": call.model, "input": call.texts});
-        if let Some(k) = &self.keep_alive {
-            body["keep_alive"] = keep_alive_json(k);
-        }
+        let body = json!({"model": call.model, "input": call.texts});
         let resp = self
-            .http
-            .send(
-                reqwest::Method::POST,
-                "/api/embed",
-                Some(&body),
-                &[],
-                call.deadlines,
-            )
+            .post("/api/embed", body, true, call.deadlines)
             .await?;
         // Parsed straight into vectors: a reply holds hundreds of floats per text.
         #[derive(serde::Deserialize)]
@@ -188,14 +184,7 @@ impl Ollama {
     /// Model details from `/api/show` (`model_info`, `capabilities`, …).
     pub async fn show(&self, model: &str, deadlines: Deadlines) -> Result<Value, ProviderError> {
         let resp = self
-            .http
-            .send(
-                reqwest::Method::POST,
-                "/api/show",
-                Some(&json!({"model": model})),
-                &[],
-                deadlines,
-            )
+            .post("/api/show", json!({"model": model}), false, deadlines)
             .await?;
         read_json(resp, deadlines).await
     }
@@ -208,14 +197,7 @@ impl Ollama {
         progress: &mut (dyn FnMut(&PullProgress) + Send),
     ) -> Result<(), ProviderError> {
         let resp = self
-            .http
-            .send(
-                reqwest::Method::POST,
-                "/api/pull",
-                Some(&json!({"model": model, "stream": true})),
-                &[],
-                deadlines,
-            )
+            .post("/api/pull", json!({"model": model, "stream": true}), false, deadlines)
             .await?;
         let mut lines = Lines::new(resp);
         let mut last = String::new();
@@ -264,18 +246,8 @@ impl Ollama {
         if let Some(n) = self.num_ctx.get(model) {
             body["options"] = json!({"num_ctx": n});
         }
-        if let Some(k) = &self.keep_alive {
-            body["keep_alive"] = keep_alive_json(k);
-        }
         let resp = self
-            .http
-            .send(
-                reqwest::Method::POST,
-                "/api/chat",
-                Some(&body),
-                &[],
-                deadlines,
-            )
+            .post("/api/chat", body, true, deadlines)
             .await?;
         let v: Value = read_json(resp, deadlines).await?;
         if let Some(e) = v.get("error") {
