@@ -55,7 +55,7 @@ async fn written_choices_on_the_labelled_set_beat_their_baselines() {
     let ctx = PipelineContext::new(router.clone(), answering, Some(Arc::new(base)));
     let outcomes = pipeline::answer_plan(&ctx, &plan, 2, |_, _| {}).await;
     let summary = FillSummary::of(&outcomes, &plan.calls);
-    let assembled = pipeline::assemble_with(&bytes, &outcomes, &summary).unwrap();
+    let assembled = pipeline::assemble_with(&bytes, &plan, &outcomes, &summary).unwrap();
     let filled_in = started.elapsed();
 
     let report = rfpq::eval::evaluate(

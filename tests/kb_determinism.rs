@@ -63,7 +63,7 @@ async fn fill(
     plan.write_drafts = Some(WriteDrafts::Cells);
     let ctx = PipelineContext::new(router, answering, Some(kb));
     let outcomes = pipeline::answer_plan(&ctx, &plan, 2, |_, _| {}).await;
-    let filled = pipeline::assemble(bytes, &outcomes)
+    let filled = pipeline::assemble(bytes, &plan, &outcomes)
         .expect("assembles")
         .filled;
     (outcomes, filled)

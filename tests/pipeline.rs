@@ -247,7 +247,7 @@ async fn nothing_relevant_in_the_kb_means_an_abstention_the_reviewer_sees() {
         )],
         &["Yes", "No", "N/A"],
     );
-    let (_, outcomes, summary) = fill(router, Some(&kb), &bytes).await;
+    let (plan, outcomes, summary) = fill(router, Some(&kb), &bytes).await;
     let o = &outcomes[0];
     assert!(o.abstained);
     assert_eq!(o.status, RowStatus::NeedsReview);
@@ -255,7 +255,7 @@ async fn nothing_relevant_in_the_kb_means_an_abstention_the_reviewer_sees() {
     assert!(o.note.as_deref().unwrap().contains("insufficient evidence"));
     assert_eq!(summary.calls.answer, 0);
     assert_eq!(summary.abstained, 1);
-    let assembled = pipeline::assemble(&bytes, &outcomes).unwrap();
+    let assembled = pipeline::assemble(&bytes, &plan, &outcomes).unwrap();
     let mut review: calamine::Xlsx<_> =
         calamine::open_workbook_from_rs(std::io::Cursor::new(assembled.review)).unwrap();
     use calamine::Reader;

@@ -1,11 +1,13 @@
 //! The two files a finished job produces: every written outcome patched into the original
 //! package, and the review workbook with every question's draft, sources and the job's
-//! summary. Does not answer or decide what is written (`RowOutcome::written` says).
+//! summary. Does not answer or decide what is written (`RowOutcome::written` says), and does
+//! not parse the original again: the plan carries every question's slots.
 
 use super::classify::RowKind;
-use super::{CallTally, FillSummary, RowOutcome};
+use super::{CallTally, FillSummary, Plan, RowOutcome};
 use crate::workbook::review::{ReviewRow, ReviewSlot, write_review_report};
 use crate::workbook::{CellWrite, QuestionRow, WorkbookError};
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// The two files a finished job produces.
@@ -19,18 +21,26 @@ pub struct Assembled {
 /// Patches every outcome's values into the original package and writes the review workbook,
 /// whose Summary sheet reports what the outcomes themselves tell (row calls and times; no
 /// planning or queue figures). Callers that know the whole job use [`assemble_with`].
-pub fn assemble(original: &[u8], outcomes: &[RowOutcome]) -> Result<Assembled, WorkbookError> {
+pub fn assemble(
+    original: &[u8],
+    plan: &Plan,
+    outcomes: &[RowOutcome],
+) -> Result<Assembled, WorkbookError> {
     assemble_with(
         original,
+        plan,
         outcomes,
         &FillSummary::of(outcomes, &CallTally::default()),
     )
 }
 
 /// [`assemble`] with the job's summary (plan-time calls, queue and workbook times) for the
-/// review workbook's Summary sheet.
+/// review workbook's Summary sheet. `plan` is the job's plan (`outcomes` answer its rows): its
+/// question rows give the review workbook's Final columns their headers and legal values, so
+/// the original is not parsed again.
 pub fn assemble_with(
     original: &[u8],
+    plan: &Plan,
     outcomes: &[RowOutcome],
     summary: &FillSummary,
 ) -> Result<Assembled, WorkbookError> {
@@ -48,7 +58,11 @@ pub fn assemble_with(
         .collect();
     let filled = crate::workbook::patch::patch(original, &writes)?;
     // The slots (headers, legal values) of every question, for the editable Final columns.
-    let questionnaire = crate::workbook::detect(&crate::workbook::read::open(original)?);
+    let questions: HashMap<(&str, u32), &QuestionRow> = plan
+        .rows
+        .iter()
+        .map(|r| ((r.question.sheet.as_str(), r.question.row), &r.question))
+        .collect();
     let rows: Vec<ReviewRow> = outcomes
         .iter()
         .filter(|o| o.kind == RowKind::Question)
@@ -71,7 +85,7 @@ pub fn assemble_with(
             status: o.status.label().to_string(),
             note: o.note.clone(),
             written: o.written,
-            slots: review_slots(questionnaire.question(&o.sheet, o.row), o),
+            slots: review_slots(questions.get(&(o.sheet.as_str(), o.row)).copied(), o),
             kb_version: o.kb_version.clone(),
             config_hash: o.config_hash.clone(),
         })

@@ -40,8 +40,9 @@ pub async fn fill(
     let outcomes = answer_plan(&ctx, &plan, parallel, progress).await;
     let mut summary = FillSummary::of(&outcomes, &plan.calls).timed(&plan, started.elapsed());
     let report = summary.clone();
-    let (assembled, outcomes) = tokio::task::spawn_blocking(move || {
-        (assemble_with(&original, &outcomes, &report), outcomes)
+    let (assembled, outcomes, plan) = tokio::task::spawn_blocking(move || {
+        let assembled = assemble_with(&original, &plan, &outcomes, &report);
+        (assembled, outcomes, plan)
     })
     .await
     .map_err(|e| WorkbookError::Review(format!("assembling the workbooks crashed: {e}")))?;

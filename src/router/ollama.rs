@@ -110,9 +110,7 @@ impl Ollama {
             body["logprobs"] = json!(true);
             body["top_logprobs"] = json!(TOP_LOGPROBS);
         }
-        let resp = self
-            .post("/api/chat", body, true, call.deadlines)
-            .await?;
+        let resp = self.post("/api/chat", body, true, call.deadlines).await?;
         let mut tokens = TokenLogprobs::default();
         let (text, last) = if is_stream(&resp) {
             read_chat_stream(resp, call.deadlines, call.meter, &mut tokens).await?
@@ -159,9 +157,7 @@ impl Ollama {
 
     async fn do_embed(&self, call: &EmbedCall<'_>) -> Result<EmbedResponse, ProviderError> {
         let body = json!({"model": call.model, "input": call.texts});
-        let resp = self
-            .post("/api/embed", body, true, call.deadlines)
-            .await?;
+        let resp = self.post("/api/embed", body, true, call.deadlines).await?;
         // Parsed straight into vectors: a reply holds hundreds of floats per text.
         #[derive(serde::Deserialize)]
         struct Reply {
@@ -197,7 +193,12 @@ impl Ollama {
         progress: &mut (dyn FnMut(&PullProgress) + Send),
     ) -> Result<(), ProviderError> {
         let resp = self
-            .post("/api/pull", json!({"model": model, "stream": true}), false, deadlines)
+            .post(
+                "/api/pull",
+                json!({"model": model, "stream": true}),
+                false,
+                deadlines,
+            )
             .await?;
         let mut lines = Lines::new(resp);
         let mut last = String::new();
@@ -246,9 +247,7 @@ impl Ollama {
         if let Some(n) = self.num_ctx.get(model) {
             body["options"] = json!({"num_ctx": n});
         }
-        let resp = self
-            .post("/api/chat", body, true, deadlines)
-            .await?;
+        let resp = self.post("/api/chat", body, true, deadlines).await?;
         let v: Value = read_json(resp, deadlines).await?;
         if let Some(e) = v.get("error") {
             return Err(classify_stream_error(e));

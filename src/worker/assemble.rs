@@ -86,7 +86,7 @@ impl Shared {
             .report
             .fill_summary();
         let assembled = tokio::task::spawn_blocking(move || {
-            pipeline::assemble_with(&original, &outcomes, &summary)
+            pipeline::assemble_with(&original, &plan, &outcomes, &summary)
         })
         .await
         .map_err(|e| fail(format!("assembly crashed: {e}")))?;
