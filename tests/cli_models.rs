@@ -126,7 +126,7 @@ fn doctor_json_reads_the_machine_and_sizes_the_configured_models() {
 fn ask_json_works_against_the_real_embedded_model() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("embedded.yaml");
-    std::fs::write(&cfg, common::EMBEDDED_ONLY).unwrap();
+    std::fs::write(&cfg, common::embedded_only()).unwrap();
     let (code, out, err) = run(
         &cfg,
         &[

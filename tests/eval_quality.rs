@@ -15,23 +15,20 @@ use std::sync::Arc;
 
 /// The shipped config's embedded settings (`config/llm_models.yaml`, whose Ollama targets
 /// fall through to these): two model instances, the answer's tokens and evidence size.
-const EMBEDDED_DEFAULTS: &str = "
-providers:
-  embedded: {kind: embedded, max_concurrency: 2}
-task_models:
-  classify: embedded:smollm2-135m-instruct
-  answer: embedded:smollm2-135m-instruct
-  embed: embedded:all-minilm-l6-v2
-task_parameters:
-  classify: {temperature: 0, max_tokens: 256}
+fn embedded_defaults() -> String {
+    common::embedded_yaml(
+        2,
+        "  classify: {temperature: 0, max_tokens: 256}
   relevance: {temperature: 0, max_tokens: 128}
   answer: {temperature: 0, max_tokens: 64, evidence_chars: 900}
-";
+",
+    )
+}
 
 #[tokio::test]
 async fn written_choices_on_the_labelled_set_beat_their_baselines() {
     let started = std::time::Instant::now();
-    let router = common::router_from_yaml(EMBEDDED_DEFAULTS);
+    let router = common::router_from_yaml(&embedded_defaults());
     let tmp = tempfile::tempdir().unwrap();
     let kb = tmp.path().join("kb");
     let past = PathBuf::from("fixtures/eval/past-questionnaire.xlsx");

@@ -38,8 +38,42 @@ impl Server {
         }
     }
 
+    /// A server on the test Redis under a fresh key prefix for `test` (returned, with the
+    /// queue config for workers), requiring [`TOKEN`]; `opts` sets everything else.
+    async fn with_token(
+        test: &str,
+        opts: ServeOptions,
+    ) -> (String, rfpq::queue::QueueConfig, Self) {
+        let prefix = common::prefix(test);
+        let (cfg, queue) = common::queue(&prefix).await;
+        let opts = ServeOptions {
+            token: Some(TOKEN.into()),
+            ..opts
+        };
+        (prefix, cfg, Self::start(queue, opts).await)
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// GET `path` with the bearer token.
+    async fn get(&self, http: &reqwest::Client, path: &str) -> reqwest::Response {
+        http.get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST `form` to `/jobs` (an upload) with the bearer token.
+    async fn submit(&self, http: &reqwest::Client, form: Form) -> reqwest::Response {
+        http.post(self.url("/jobs"))
+            .bearer_auth(TOKEN)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn stop(mut self) {
@@ -94,18 +128,26 @@ async fn json(resp: reqwest::Response) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// The `error` string of a JSON error response (panics when there is none).
+async fn error_text(resp: reqwest::Response) -> String {
+    let body = json(resp).await;
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error string: {body}"))
+        .to_string()
+}
+
+/// An upload of a one-question workbook named `name`.
+fn encryption_question(name: &str) -> Form {
+    upload(
+        name,
+        common::questionnaire(&["Is customer data encrypted at rest?"]),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_the_token_nothing_is_read_or_queued() {
-    let prefix = common::prefix("api-auth");
-    let (_, queue) = common::queue(&prefix).await;
-    let server = Server::start(
-        queue,
-        ServeOptions {
-            token: Some(TOKEN.into()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (prefix, _, server) = Server::with_token("api-auth", ServeOptions::default()).await;
     let http = client();
     let workbook = common::questionnaire(&["Is customer data encrypted at rest?"]);
 
@@ -125,8 +167,8 @@ async fn without_the_token_nothing_is_read_or_queued() {
                 .unwrap()
                 .starts_with("Bearer"),
         );
-        let body = json(resp).await;
-        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+        let why = error_text(resp).await;
+        assert!(why.contains("token"), "{why}");
     }
     assert!(
         keys(&prefix, "*rfpq-job*").await.is_empty(),
@@ -166,12 +208,7 @@ async fn without_the_token_nothing_is_read_or_queued() {
     );
 
     // With the token, metrics are Prometheus text; an unknown path is JSON 404.
-    let resp = http
-        .get(server.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get(&http, "/metrics").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let text = resp.text().await.unwrap();
     assert!(
@@ -189,12 +226,9 @@ async fn without_the_token_nothing_is_read_or_queued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upload_status_cancel_and_refusals() {
-    let prefix = common::prefix("api-jobs");
-    let (_, queue) = common::queue(&prefix).await;
-    let server = Server::start(
-        queue,
+    let (prefix, _, server) = Server::with_token(
+        "api-jobs",
         ServeOptions {
-            token: Some(TOKEN.into()),
             max_upload_bytes: 64 * 1024,
             ..Default::default()
         },
@@ -204,19 +238,9 @@ async fn upload_status_cancel_and_refusals() {
     let started = Instant::now();
 
     // Upload → 201 with an id and where to follow it.
-    let resp = http
-        .post(server.url("/jobs"))
-        .bearer_auth(TOKEN)
-        .multipart(
-            upload(
-                "q.xlsx",
-                common::questionnaire(&["Is customer data encrypted at rest?"]),
-            )
-            .text("batch_size", "3"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = server
+        .submit(&http, encryption_question("q.xlsx").text("batch_size", "3"))
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let created = json(resp).await;
     let id = created["id"].as_str().unwrap().to_string();
@@ -224,12 +248,7 @@ async fn upload_status_cancel_and_refusals() {
     assert_eq!(created["warnings"], serde_json::json!([]));
 
     // Status: `rfpq status --json`'s object.
-    let resp = http
-        .get(server.url(&format!("/jobs/{id}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get(&http, &format!("/jobs/{id}")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let st = json(resp).await;
     assert_eq!(st["id"], id.as_str());
@@ -243,12 +262,7 @@ async fn upload_status_cancel_and_refusals() {
 
     // No result while queued.
     for part in ["result", "review"] {
-        let resp = http
-            .get(server.url(&format!("/jobs/{id}/{part}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let resp = server.get(&http, &format!("/jobs/{id}/{part}")).await;
         assert_eq!(resp.status(), StatusCode::CONFLICT, "{part}");
         let body = json(resp).await;
         assert_eq!(body["error"], "job is running");
@@ -273,12 +287,7 @@ async fn upload_status_cancel_and_refusals() {
         json(resp).await,
         serde_json::json!({"outcome": "already_final", "state": "cancelled"})
     );
-    let resp = http
-        .get(server.url(&format!("/jobs/{id}")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get(&http, &format!("/jobs/{id}")).await;
     assert_eq!(json(resp).await["state"], "cancelled");
 
     // Unknown ids: 404 JSON.
@@ -286,12 +295,7 @@ async fn upload_status_cancel_and_refusals() {
         "/jobs/0190f3c2-7b1a-7c3e-9a51-0123456789ab".to_string(),
         "/jobs/no:such:job/result".to_string(),
     ] {
-        let resp = http
-            .get(server.url(&path))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let resp = server.get(&http, &path).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
         assert!(json(resp).await["error"].is_string());
     }
@@ -300,70 +304,40 @@ async fn upload_status_cancel_and_refusals() {
 
     // A text file named .xlsx: 422 with the reason, and nothing queued.
     let jobs_before = keys(&prefix, "*rfpq-job*:meta").await.len();
-    let resp = http
-        .post(server.url("/jobs"))
-        .bearer_auth(TOKEN)
-        .multipart(upload(
-            "notes.xlsx",
-            b"Meeting notes\nnothing to see here\n".to_vec(),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let resp = server
+        .submit(
+            &http,
+            upload(
+                "notes.xlsx",
+                b"Meeting notes\nnothing to see here\n".to_vec(),
+            ),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body = json(resp).await;
-    let why = body["error"].as_str().unwrap();
+    let why = error_text(resp).await;
     assert!(why.contains("not a workbook"), "{why}");
     assert!(why.starts_with("notes.xlsx: "), "{why}");
 
     // An unknown KB name: 422, nothing queued; a path is never taken from the form.
     for kb in ["no-such-kb", "/etc"] {
-        let resp = http
-            .post(server.url("/jobs"))
-            .bearer_auth(TOKEN)
-            .multipart(
-                upload(
-                    "q.xlsx",
-                    common::questionnaire(&["Is customer data encrypted at rest?"]),
-                )
-                .text("kb", kb),
-            )
-            .send()
-            .await
-            .unwrap();
+        let resp = server
+            .submit(&http, encryption_question("q.xlsx").text("kb", kb))
+            .await;
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{kb}");
-        let body = json(resp).await;
-        assert!(
-            body["error"]
-                .as_str()
-                .unwrap()
-                .contains("no knowledge base"),
-            "{body}"
-        );
+        let why = error_text(resp).await;
+        assert!(why.contains("no knowledge base"), "{why}");
     }
 
     // Bad requests: no file field, a bad batch size, not multipart.
-    let resp = http
-        .post(server.url("/jobs"))
-        .bearer_auth(TOKEN)
-        .multipart(Form::new().text("kb", "x"))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.submit(&http, Form::new().text("kb", "x")).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        json(resp).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("'file'")
-    );
-    let resp = http
-        .post(server.url("/jobs"))
-        .bearer_auth(TOKEN)
-        .multipart(upload("q.xlsx", common::questionnaire(&["Q?"])).text("batch_size", "0"))
-        .send()
-        .await
-        .unwrap();
+    assert!(error_text(resp).await.contains("'file'"));
+    let resp = server
+        .submit(
+            &http,
+            upload("q.xlsx", common::questionnaire(&["Q?"])).text("batch_size", "0"),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = http
         .post(server.url("/jobs"))
@@ -377,20 +351,9 @@ async fn upload_status_cancel_and_refusals() {
 
     // Over the 64 KiB limit: 413 JSON (the declared length is refused before reading).
     let big = vec![b'x'; 200 * 1024];
-    let resp = http
-        .post(server.url("/jobs"))
-        .bearer_auth(TOKEN)
-        .multipart(upload("big.xlsx", big))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.submit(&http, upload("big.xlsx", big)).await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(
-        json(resp).await["error"]
-            .as_str()
-            .unwrap()
-            .contains("limit")
-    );
+    assert!(error_text(resp).await.contains("limit"));
     // The same without a declared length (streamed): refused while reading.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..50).map(|_| Ok(vec![b'y'; 4096])).collect();
@@ -420,12 +383,7 @@ async fn upload_status_cancel_and_refusals() {
         "a refused upload was queued"
     );
 
-    let resp = http
-        .get(server.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get(&http, "/metrics").await;
     let text = resp.text().await.unwrap();
     assert!(text.contains("rfpq_api_jobs_submitted_total 1\n"), "{text}");
     assert!(
@@ -447,13 +405,10 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
     let tmp = tempfile::tempdir().unwrap();
     let router = common::embedded_router();
     let kb = common::small_kb(&router, tmp.path()).await;
-    let prefix = common::prefix("api-run");
-    let (cfg, queue) = common::queue(&prefix).await;
     // The server's default KB is a directory: published to Redis for the worker.
-    let server = Server::start(
-        queue,
+    let (prefix, cfg, server) = Server::with_token(
+        "api-run",
         ServeOptions {
-            token: Some(TOKEN.into()),
             kb: Some(kb.to_str().unwrap().to_string()),
             ..Default::default()
         },
@@ -462,27 +417,15 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
     let worker = common::start_worker(cfg, router).await;
     let http = client();
 
-    let resp = http
-        .post(server.url("/jobs"))
-        .bearer_auth(TOKEN)
-        .multipart(upload(
-            "Vendor Q.xlsx",
-            common::questionnaire(&["Is customer data encrypted at rest?"]),
-        ))
-        .send()
-        .await
-        .unwrap();
+    let resp = server
+        .submit(&http, encryption_question("Vendor Q.xlsx"))
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let id = json(resp).await["id"].as_str().unwrap().to_string();
 
     let started = Instant::now();
     let st = loop {
-        let resp = http
-            .get(server.url(&format!("/jobs/{id}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let resp = server.get(&http, &format!("/jobs/{id}")).await;
         let st = json(resp).await;
         if ["completed", "completed_with_errors", "failed", "cancelled"]
             .contains(&st["state"].as_str().unwrap())
@@ -504,12 +447,7 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
         .expect("config_hash in the status");
     assert_eq!(st["config_hashes"][hash], 1, "{st}");
 
-    let resp = http
-        .get(server.url(&format!("/jobs/{id}/result")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get(&http, &format!("/jobs/{id}/result")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         resp.headers()["content-type"],
@@ -526,12 +464,7 @@ async fn a_job_uploaded_over_http_is_answered_and_downloaded() {
     let bytes = resp.bytes().await.unwrap();
     assert!(bytes.starts_with(b"PK"), "not a zip package");
 
-    let resp = http
-        .get(server.url(&format!("/jobs/{id}/review")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get(&http, &format!("/jobs/{id}/review")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(
         resp.headers()["content-disposition"]

@@ -239,21 +239,32 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// A `docs` folder under `dir` holding the given (file name, text) pairs.
+fn docs_folder(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (name, text) in files {
+        write(&docs, name, text);
+    }
+    docs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reingest_is_a_no_op_and_a_changed_file_replaces_only_its_chunks() {
     let tmp = tempfile::tempdir().unwrap();
     let router = common::embedded_router();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    write(
-        &docs,
-        "backup.md",
-        "# Backups\n\nBackups run nightly and are kept for 35 days in a second region.\n",
-    );
-    write(
-        &docs,
-        "access.md",
-        "# Access\n\nAdministrators use hardware security keys for MFA.\n",
+    let docs = docs_folder(
+        tmp.path(),
+        &[
+            (
+                "backup.md",
+                "# Backups\n\nBackups run nightly and are kept for 35 days in a second region.\n",
+            ),
+            (
+                "access.md",
+                "# Access\n\nAdministrators use hardware security keys for MFA.\n",
+            ),
+        ],
     );
     let kb_dir = tmp.path().join("kb");
     let cache = tmp.path().join("cache");
@@ -548,22 +559,22 @@ impl kb::Rerank for Prefer {
 async fn a_reranker_sees_the_candidates_before_the_cut() {
     let tmp = tempfile::tempdir().unwrap();
     let router = common::embedded_router();
-    let docs = tmp.path().join("docs");
-    std::fs::create_dir_all(&docs).unwrap();
-    write(
-        &docs,
-        "mfa.md",
-        "# Access\n\nMulti-factor authentication is enforced for every administrator.\n",
-    );
-    write(
-        &docs,
-        "backup.md",
-        "# Backups\n\nBackups run daily and are restored in a test every quarter.\n",
-    );
-    write(
-        &docs,
-        "crypto.md",
-        "# Encryption\n\nData is encrypted at rest with AES-256.\n",
+    let docs = docs_folder(
+        tmp.path(),
+        &[
+            (
+                "mfa.md",
+                "# Access\n\nMulti-factor authentication is enforced for every administrator.\n",
+            ),
+            (
+                "backup.md",
+                "# Backups\n\nBackups run daily and are restored in a test every quarter.\n",
+            ),
+            (
+                "crypto.md",
+                "# Encryption\n\nData is encrypted at rest with AES-256.\n",
+            ),
+        ],
     );
     let kb_dir = tmp.path().join("kb");
     kb::ingest(&router, &[docs], &kb_dir, &common::no_cache())

@@ -58,14 +58,108 @@ async fn ask(
 const OCHAT: &str = "/api/chat";
 const ACHAT: &str = "/v1/chat/completions";
 
+/// Where no OpenAI-compatible server listens (for configs that never reach `oa`).
+const NO_OA: &str = "http://127.0.0.1:9/v1";
+
+/// Answer task: the OpenAI-compatible server first, then Ollama.
+const OA_FIRST: &str =
+    "  answer: oa:gpt-4o-mini\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n";
+
+/// An Ollama stub and an OpenAI-compatible stub.
+async fn two_stubs() -> (LlmStub, LlmStub) {
+    (
+        LlmStub::start(Proto::Ollama).await,
+        LlmStub::start(Proto::OpenAi).await,
+    )
+}
+
+/// The config with [`TWO`]'s answer task: `ollama` first, then `oa`.
+fn fallback_yaml(ollama: &LlmStub, oa: &LlmStub) -> String {
+    yaml(&ollama.url(), &oa.url(), "", TWO)
+}
+
+/// A router on [`fallback_yaml`].
+fn fallback_router(ollama: &LlmStub, oa: &LlmStub) -> Router {
+    router(&fallback_yaml(ollama, oa))
+}
+
+/// The provider line declaring `an` (Anthropic) at `an`'s URL, for [`yaml`]'s `extra`.
+fn anthropic_at(an: &LlmStub) -> String {
+    format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url())
+}
+
+/// One stub per protocol: Ollama, OpenAI-compatible (`oa`) and Anthropic (`an`).
+struct Stubs {
+    ollama: LlmStub,
+    oa: LlmStub,
+    an: LlmStub,
+}
+
+impl Stubs {
+    async fn start() -> Self {
+        let (ollama, oa) = two_stubs().await;
+        let an = LlmStub::start(Proto::Anthropic).await;
+        Self { ollama, oa, an }
+    }
+
+    /// Each stub with the answer target it serves.
+    fn each(&self) -> [(&LlmStub, &'static str); 3] {
+        [
+            (&self.ollama, "ollama:qwen2.5:7b"),
+            (&self.oa, "oa:gpt-4o-mini"),
+            (&self.an, "an:claude-3-haiku-20240307"),
+        ]
+    }
+
+    /// The config declaring all three stubs, with the task lines `tasks`.
+    fn yaml(&self, tasks: &str) -> String {
+        yaml(
+            &self.ollama.url(),
+            &self.oa.url(),
+            &anthropic_at(&self.an),
+            tasks,
+        )
+    }
+
+    /// [`Stubs::yaml`] with `target` as the answer task's only target.
+    fn only(&self, target: &str) -> String {
+        self.yaml(&format!("  answer: {target}\n"))
+    }
+}
+
+/// Asserts the first failed target of `rec` failed with `kind` after `attempts` attempts, and
+/// returns that failure.
+fn first_failure(
+    rec: &rfpq::router::CallRecord,
+    kind: FailureKind,
+    attempts: u32,
+) -> &rfpq::router::TargetFailure {
+    let f = &rec.failures[0];
+    assert_eq!((f.kind, f.attempts), (kind, attempts), "{f:?}");
+    f
+}
+
+/// Asserts `target`'s breaker is closed with no failure counted against it.
+fn assert_closed_and_clean(r: &Router, target: &str) {
+    let b = breaker(r, target);
+    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+}
+
+/// `y` with `settings` (flow-mapping entries ending in a comma) added to the `ollama` provider.
+fn ollama_with(y: &str, settings: &str) -> String {
+    y.replace(
+        "ollama: {kind: ollama,",
+        &format!("ollama: {{kind: ollama, {settings}"),
+    )
+}
+
 // §6 #1, #26, #28: connection refused opens the breaker at once; later calls skip the target
 // without connecting; after the cooldown only a successful health probe brings it back.
 #[tokio::test]
 async fn connection_refused_opens_breaker_falls_back_and_probe_recovers() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.refuse().await;
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let (reply, rec) = ask(&r).await.unwrap();
     assert_eq!(reply.text, "stub answer");
     assert_eq!((rec.provider.as_str(), rec.fallback_used), ("oa", true));
@@ -98,7 +192,7 @@ async fn missing_model_is_not_retried_and_only_that_target_cools_down() {
         .start()
         .await;
     let oa = LlmStub::start(Proto::OpenAi).await;
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let (_, rec) = ask(&r).await.unwrap();
     assert_eq!(rec.provider, "oa");
     assert_eq!(ollama.hits(OCHAT), 1, "404 is never retried");
@@ -126,8 +220,7 @@ async fn missing_model_is_not_retried_and_only_that_target_cools_down() {
 // §6 #7, #25: 500 forever: exactly max_attempts requests per target, no amplification.
 #[tokio::test]
 async fn server_errors_make_exactly_the_configured_attempts_per_target() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.set_default(
         OCHAT,
         ollama_error(500, "llama runner process has terminated"),
@@ -136,7 +229,7 @@ async fn server_errors_make_exactly_the_configured_attempts_per_target() {
         ACHAT,
         openai_error(500, "server_error", None, "The server had an error"),
     );
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let started = Instant::now();
     let err = ask(&r).await.unwrap_err();
     assert_eq!((ollama.hits(OCHAT), oa.hits(ACHAT)), (3, 3));
@@ -158,13 +251,12 @@ async fn server_errors_make_exactly_the_configured_attempts_per_target() {
 // §6 #4: 400 is never retried and does not count against the target.
 #[tokio::test]
 async fn bad_request_is_never_retried_and_does_not_trip_the_breaker() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.set_default(
         OCHAT,
         ollama_error(400, "\"qwen2.5:7b\" does not support thinking"),
     );
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     for _ in 0..4 {
         let (_, rec) = ask(&r).await.unwrap();
         assert_eq!(rec.provider, "oa");
@@ -172,8 +264,7 @@ async fn bad_request_is_never_retried_and_does_not_trip_the_breaker() {
         assert_eq!(rec.failures[0].attempts, 1);
     }
     assert_eq!(ollama.hits(OCHAT), 4, "one request per call, never a retry");
-    let b = breaker(&r, "ollama:qwen2.5:7b");
-    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+    assert_closed_and_clean(&r, "ollama:qwen2.5:7b");
 }
 
 // §6 #9: 503 queue full is backed off and retried; the client never exceeds max_concurrency.
@@ -189,7 +280,7 @@ async fn queue_full_backs_off_and_client_side_limit_keeps_the_server_queue_empty
         )],
     );
     ollama.set_default(OCHAT, Step::Answer(Answer::new("ok").delay_first(60)));
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let (_, rec) = ask(&r).await.unwrap();
     assert_eq!((rec.provider.as_str(), rec.attempts), ("ollama", 2));
     assert!(rec.notes[0].contains("queue full"), "{:?}", rec.notes);
@@ -218,19 +309,18 @@ async fn ollama_embeddings_do_not_wait_behind_answer_calls() {
     let oa = LlmStub::start(Proto::OpenAi).await;
     // The answer holds the chat slot far longer than any embedding takes.
     ollama.set_default(OCHAT, Step::Answer(Answer::new("slow").delay_first(30_000)));
-    let y = yaml(&ollama.url(), &oa.url(), "", TWO)
-        .replace(
-            "embed: embedded:all-minilm-l6-v2",
-            "embed: ollama:all-minilm:latest",
-        )
-        .replace(
-            "\nmodels:\n",
-            "\nmodels:\n  'ollama:all-minilm:latest': {capabilities: [embed]}\n",
-        )
-        .replace(
-            "ollama: {kind: ollama,",
-            "ollama: {kind: ollama, max_concurrency: 1,",
-        );
+    let y = ollama_with(
+        &fallback_yaml(&ollama, &oa)
+            .replace(
+                "embed: embedded:all-minilm-l6-v2",
+                "embed: ollama:all-minilm:latest",
+            )
+            .replace(
+                "\nmodels:\n",
+                "\nmodels:\n  'ollama:all-minilm:latest': {capabilities: [embed]}\n",
+            ),
+        "max_concurrency: 1,",
+    );
     let r = router(&y);
     let answer = ask(&r);
     tokio::pin!(answer);
@@ -261,10 +351,9 @@ async fn a_full_server_queue_overflows_to_the_next_target() {
     let ollama = LlmStub::builder(Proto::Ollama).capacity(1, 0).start().await;
     let oa = LlmStub::start(Proto::OpenAi).await;
     ollama.set_default(OCHAT, Step::Answer(Answer::new("slow").delay_first(400)));
-    let extra = "";
-    let y = yaml(&ollama.url(), &oa.url(), extra, TWO).replace(
-        "ollama: {kind: ollama,",
-        "ollama: {kind: ollama, max_concurrency: 2, retry: {max_attempts: 1},",
+    let y = ollama_with(
+        &fallback_yaml(&ollama, &oa),
+        "max_concurrency: 2, retry: {max_attempts: 1},",
     );
     let r = router(&y);
     let (a, b) = tokio::join!(ask(&r), ask(&r));
@@ -278,8 +367,7 @@ async fn a_full_server_queue_overflows_to_the_next_target() {
 // §6 #11: 429 with retry-after-ms is waited for, then retried on the same target.
 #[tokio::test]
 async fn rate_limit_retry_after_is_honoured() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     oa.script(
         ACHAT,
         [openai_error(
@@ -311,13 +399,12 @@ async fn rate_limit_retry_after_is_honoured() {
 // §6 #11: a Retry-After above max_retry_after is not waited for: fall through, cool down that long.
 #[tokio::test]
 async fn long_retry_after_falls_through_and_cools_the_target_that_long() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.set_default(
         OCHAT,
         ollama_error(429, "rate limited").header("Retry-After", "120"),
     );
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let started = Instant::now();
     let (_, rec) = ask(&r).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -331,8 +418,7 @@ async fn long_retry_after_falls_through_and_cools_the_target_that_long() {
 // §6 #12: 429 insufficient_quota is permanent: no retry, long cooldown, fall back.
 #[tokio::test]
 async fn insufficient_quota_is_not_retried() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     oa.set_default(
         ACHAT,
         openai_error(
@@ -342,12 +428,7 @@ async fn insufficient_quota_is_not_retried() {
             "You exceeded your current quota, please check your plan and billing details.",
         ),
     );
-    let r = router(&yaml(
-        &ollama.url(),
-        &oa.url(),
-        "",
-        "  answer: oa:gpt-4o-mini\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n",
-    ));
+    let r = router(&yaml(&ollama.url(), &oa.url(), "", OA_FIRST));
     let (_, rec) = ask(&r).await.unwrap();
     assert_eq!(rec.provider, "ollama");
     assert_eq!(oa.hits(ACHAT), 1);
@@ -364,10 +445,10 @@ async fn anthropic_overloaded_is_retried() {
         "/v1/messages",
         [anthropic_error(529, "overloaded_error", "Overloaded")],
     );
-    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let extra = anthropic_at(&an);
     let r = router(&yaml(
         &ollama.url(),
-        "http://127.0.0.1:9/v1",
+        NO_OA,
         &extra,
         "  answer: an:claude-3-haiku-20240307\n",
     ));
@@ -379,12 +460,11 @@ async fn anthropic_overloaded_is_retried() {
 // §6 #14: slow first token: the attempt is abandoned at the first-token budget, then fallback.
 #[tokio::test]
 async fn slow_first_token_times_out_and_falls_back() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.set_default(OCHAT, Step::Answer(Answer::new("late").delay_first(3000)));
-    let y = yaml(&ollama.url(), &oa.url(), "", TWO).replace(
-        "ollama: {kind: ollama,",
-        "ollama: {kind: ollama, timeouts: {first_token_s: 0.2}, retry: {max_attempts: 1},",
+    let y = ollama_with(
+        &fallback_yaml(&ollama, &oa),
+        "timeouts: {first_token_s: 0.2}, retry: {max_attempts: 1},",
     );
     let r = router(&y);
     let started = Instant::now();
@@ -406,8 +486,7 @@ async fn slow_first_token_times_out_and_falls_back() {
 // §6 #14 (no headers at all) and #21 (total budget exceeded while streaming).
 #[tokio::test]
 async fn no_headers_and_total_budget_time_out() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.script(OCHAT, [Step::Answer(Answer::new("x").delay_headers(3000))]);
     ollama.script(
         OCHAT,
@@ -415,9 +494,14 @@ async fn no_headers_and_total_budget_time_out() {
             Answer::new("a long answer that keeps coming").delay_between(100),
         )],
     );
-    let y = yaml(&ollama.url(), &oa.url(), "", "  answer: ollama:qwen2.5:7b\n").replace(
-        "ollama: {kind: ollama,",
-        "ollama: {kind: ollama, timeouts: {first_token_s: 0.2, total_s: 0.4}, retry: {max_attempts: 1},",
+    let y = ollama_with(
+        &yaml(
+            &ollama.url(),
+            &oa.url(),
+            "",
+            "  answer: ollama:qwen2.5:7b\n",
+        ),
+        "timeouts: {first_token_s: 0.2, total_s: 0.4}, retry: {max_attempts: 1},",
     );
     let r = router(&y);
     let started = Instant::now();
@@ -435,15 +519,8 @@ async fn no_headers_and_total_budget_time_out() {
 // §6 #16: a stream cut before its end marker is never a success; retried in full.
 #[tokio::test]
 async fn cut_streams_are_detected_in_every_protocol() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
-    let an = LlmStub::start(Proto::Anthropic).await;
-    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
-    for (stub, target) in [
-        (&ollama, "ollama:qwen2.5:7b"),
-        (&oa, "oa:gpt-4o-mini"),
-        (&an, "an:claude-3-haiku-20240307"),
-    ] {
+    let stubs = Stubs::start().await;
+    for (stub, target) in stubs.each() {
         stub.script(
             stub.chat_path(),
             [Step::Answer(
@@ -451,12 +528,7 @@ async fn cut_streams_are_detected_in_every_protocol() {
             )],
         );
         stub.script(stub.chat_path(), [Step::answer("complete answer")]);
-        let r = router(&yaml(
-            &ollama.url(),
-            &oa.url(),
-            &extra,
-            &format!("  answer: {target}\n"),
-        ));
+        let r = router(&stubs.only(target));
         let (reply, rec) = ask(&r).await.unwrap();
         assert_eq!(reply.text, "complete answer", "{target}");
         assert_eq!(rec.attempts, 2, "{target}");
@@ -467,25 +539,14 @@ async fn cut_streams_are_detected_in_every_protocol() {
 // §6 #17: an error inside a 200 stream is classified by its body and retried.
 #[tokio::test]
 async fn error_lines_inside_200_streams_are_failures() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
-    let an = LlmStub::start(Proto::Anthropic).await;
-    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
-    for (stub, target, kind) in [
-        (&ollama, "ollama:qwen2.5:7b", "server error"),
-        (&oa, "oa:gpt-4o-mini", "server error"),
-        (&an, "an:claude-3-haiku-20240307", "overloaded"),
-    ] {
+    let stubs = Stubs::start().await;
+    let kinds = ["server error", "server error", "overloaded"];
+    for ((stub, target), kind) in stubs.each().into_iter().zip(kinds) {
         stub.script(
             stub.chat_path(),
             [Step::Answer(Answer::new("partial answer").error_after(1))],
         );
-        let r = router(&yaml(
-            &ollama.url(),
-            &oa.url(),
-            &extra,
-            &format!("  answer: {target}\n"),
-        ));
+        let r = router(&stubs.only(target));
         let (reply, rec) = ask(&r).await.unwrap();
         assert_eq!(reply.text, "stub answer", "{target}");
         assert_eq!(rec.attempts, 2, "{target}");
@@ -505,8 +566,7 @@ fn schema() -> serde_json::Value {
 // §6 #18: invalid structured output: one repair re-prompt on the same target, then fallback.
 #[tokio::test]
 async fn malformed_json_gets_one_repair_then_falls_back() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.script(
         OCHAT,
         [
@@ -516,7 +576,7 @@ async fn malformed_json_gets_one_repair_then_falls_back() {
     );
     ollama.set_default(OCHAT, Step::answer("{\"status\": \"Maybe\"}"));
     oa.set_default(ACHAT, Step::answer("{\"status\": \"No\"}"));
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let s = schema();
     // Repaired on the same target.
     let (reply, rec) = r.chat(Task::Answer, &msgs(), Some(&s)).await.unwrap();
@@ -552,13 +612,12 @@ async fn malformed_json_gets_one_repair_then_falls_back() {
 // oversize prompt skips a target whose window is too small without sending anything.
 #[tokio::test]
 async fn context_truncation_and_preflight_use_the_next_target() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.set_default(
         OCHAT,
         Step::Answer(Answer::new("truncated answer").prompt_tokens(4096)),
     );
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let (_, rec) = ask(&r).await.unwrap();
     assert_eq!(rec.provider, "oa");
     assert_eq!(rec.failures[0].kind, FailureKind::ContextWindow);
@@ -581,8 +640,10 @@ async fn cooldown_expiry_needs_a_successful_probe_even_for_a_single_target() {
     let ollama = LlmStub::start(Proto::Ollama).await;
     ollama.set_default(OCHAT, ollama_error(500, "boom"));
     ollama.set_default("/api/tags", ollama_error(500, "still broken"));
-    let y = yaml(&ollama.url(), "http://127.0.0.1:9/v1", "", "  answer: ollama:qwen2.5:7b\n")
-        .replace("ollama: {kind: ollama,", "ollama: {kind: ollama, retry: {max_attempts: 1}, cooldown: {consecutive_failures: 2, initial_s: 0.3, max_s: 30},");
+    let y = ollama_with(
+        &yaml(&ollama.url(), NO_OA, "", "  answer: ollama:qwen2.5:7b\n"),
+        "retry: {max_attempts: 1}, cooldown: {consecutive_failures: 2, initial_s: 0.3, max_s: 30},",
+    );
     let r = router(&y);
     for _ in 0..2 {
         ask(&r).await.unwrap_err();
@@ -621,12 +682,12 @@ async fn cooldown_expiry_needs_a_successful_probe_even_for_a_single_target() {
 async fn local_only_never_contacts_a_cloud_provider() {
     let ollama = LlmStub::start(Proto::Ollama).await;
     let an = LlmStub::start(Proto::Anthropic).await;
-    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let extra = anthropic_at(&an);
     let y = format!(
         "data_policy: local_only\n{}",
         yaml(
             &ollama.url(),
-            "http://127.0.0.1:9/v1",
+            NO_OA,
             &extra,
             "  answer: an:claude-3-haiku-20240307\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n"
         )
@@ -645,13 +706,7 @@ async fn local_only_never_contacts_a_cloud_provider() {
 #[tokio::test]
 async fn embeddings_fail_clearly_and_bad_batches_are_rejected() {
     let ollama = LlmStub::start(Proto::Ollama).await;
-    let y = yaml(
-        &ollama.url(),
-        "http://127.0.0.1:9/v1",
-        "",
-        "  answer: ollama:qwen2.5:7b\n",
-    )
-    .replace(
+    let y = yaml(&ollama.url(), NO_OA, "", "  answer: ollama:qwen2.5:7b\n").replace(
         "embed: embedded:all-minilm-l6-v2",
         "embed: ollama:all-minilm",
     );
@@ -684,9 +739,9 @@ async fn embeddings_fail_clearly_and_bad_batches_are_rejected() {
 async fn connect_timeout_to_a_blackhole_opens_the_breaker_and_falls_back() {
     let hole = Blackhole::start();
     let oa = LlmStub::start(Proto::OpenAi).await;
-    let y = yaml(&format!("http://{}", hole.addr), &oa.url(), "", TWO).replace(
-        "ollama: {kind: ollama,",
-        "ollama: {kind: ollama, timeouts: {connect_s: 0.3},",
+    let y = ollama_with(
+        &yaml(&format!("http://{}", hole.addr), &oa.url(), "", TWO),
+        "timeouts: {connect_s: 0.3},",
     );
     let r = router(&y);
     let started = Instant::now();
@@ -710,18 +765,14 @@ async fn connect_timeout_to_a_blackhole_opens_the_breaker_and_falls_back() {
     );
     assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Open);
     let (_, rec) = ask(&r).await.unwrap();
-    assert_eq!(
-        (rec.failures[0].kind, rec.failures[0].attempts),
-        (FailureKind::CircuitOpen, 0)
-    );
+    first_failure(&rec, FailureKind::CircuitOpen, 0);
 }
 
 // §6 #8: Ollama 500 out of memory: not retried, breaker open at once for the longest cooldown,
 // fallback, and the message says what to change.
 #[tokio::test]
 async fn out_of_memory_is_not_retried_and_cools_down_long_with_a_hint() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     ollama.set_default(
         OCHAT,
         ollama_error(
@@ -729,12 +780,11 @@ async fn out_of_memory_is_not_retried_and_cools_down_long_with_a_hint() {
             "model requires more system memory (5.2 GiB) than is available (1.0 GiB)",
         ),
     );
-    let r = router(&yaml(&ollama.url(), &oa.url(), "", TWO));
+    let r = fallback_router(&ollama, &oa);
     let (_, rec) = ask(&r).await.unwrap();
     assert_eq!(rec.provider, "oa");
     assert_eq!(ollama.hits(OCHAT), 1, "OOM is never retried");
-    let f = &rec.failures[0];
-    assert_eq!((f.kind, f.attempts), (FailureKind::OutOfMemory, 1));
+    let f = first_failure(&rec, FailureKind::OutOfMemory, 1);
     assert!(
         f.error.contains("5.2 GiB")
             && f.error.contains("num_ctx")
@@ -761,26 +811,19 @@ fn loading() -> Step {
 /// `oa` (and `ollama`) open their breaker after a single failed call.
 fn touchy(y: &str) -> String {
     let c = "cooldown: {consecutive_failures: 1, initial_s: 0.3, max_s: 30},";
-    y.replace("oa: {kind: openai,", &format!("oa: {{kind: openai, {c}"))
-        .replace(
-            "ollama: {kind: ollama,",
-            &format!("ollama: {{kind: ollama, {c}"),
-        )
+    ollama_with(
+        &y.replace("oa: {kind: openai,", &format!("oa: {{kind: openai, {c}")),
+        c,
+    )
 }
 
 // §6 #10: 503 "Loading model" (llama.cpp) is transient: retried with backoff, and it never opens
 // the breaker, even when it outlasts the retries.
 #[tokio::test]
 async fn loading_model_is_retried_and_never_opens_the_breaker() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
+    let (ollama, oa) = two_stubs().await;
     oa.script(ACHAT, [loading(), loading()]);
-    let y = touchy(&yaml(
-        &ollama.url(),
-        &oa.url(),
-        "",
-        "  answer: oa:gpt-4o-mini\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n",
-    ));
+    let y = touchy(&yaml(&ollama.url(), &oa.url(), "", OA_FIRST));
     let r = router(&y);
     let started = Instant::now();
     let (reply, rec) = ask(&r).await.unwrap();
@@ -803,24 +846,18 @@ async fn loading_model_is_retried_and_never_opens_the_breaker() {
     for round in 1..=2 {
         let (_, rec) = ask(&r).await.unwrap();
         assert_eq!(rec.provider, "ollama");
-        assert_eq!(
-            (rec.failures[0].kind, rec.failures[0].attempts),
-            (FailureKind::Starting, 3)
-        );
+        first_failure(&rec, FailureKind::Starting, 3);
         assert_eq!(oa.hits(ACHAT), 3 + 3 * round);
     }
-    let b = breaker(&r, "oa:gpt-4o-mini");
-    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+    assert_closed_and_clean(&r, "oa:gpt-4o-mini");
 }
 
 // §6 #15: tokens arrive, then a gap longer than idle_s: the attempt is abandoned, the partial
 // output discarded, and the request retried (every protocol's stream reader), then falls back.
 #[tokio::test]
 async fn an_idle_gap_after_the_first_token_aborts_and_retries() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
-    let an = LlmStub::start(Proto::Anthropic).await;
-    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let stubs = Stubs::start().await;
+    let Stubs { ollama, .. } = &stubs;
     let stall = || Step::Answer(Answer::new("partial then a stall").delay_between(2000));
     let with_idle = |y: String| {
         y.replace(
@@ -828,18 +865,9 @@ async fn an_idle_gap_after_the_first_token_aborts_and_retries() {
             "defaults:\n  timeouts: {idle_s: 0.2, connect_s: 1,",
         )
     };
-    for (stub, target) in [
-        (&ollama, "ollama:qwen2.5:7b"),
-        (&oa, "oa:gpt-4o-mini"),
-        (&an, "an:claude-3-haiku-20240307"),
-    ] {
+    for (stub, target) in stubs.each() {
         stub.script(stub.chat_path(), [stall(), Step::answer("complete answer")]);
-        let r = router(&with_idle(yaml(
-            &ollama.url(),
-            &oa.url(),
-            &extra,
-            &format!("  answer: {target}\n"),
-        )));
+        let r = router(&with_idle(stubs.only(target)));
         let started = Instant::now();
         let (reply, rec) = ask(&r).await.unwrap();
         assert_eq!(reply.text, "complete answer", "{target}");
@@ -855,15 +883,14 @@ async fn an_idle_gap_after_the_first_token_aborts_and_retries() {
 
     // Stalls on every attempt: all 3 attempts abandoned, then the next target answers.
     ollama.set_default(OCHAT, stall());
-    let r = router(&with_idle(yaml(&ollama.url(), &oa.url(), &extra, TWO)));
+    let r = router(&with_idle(stubs.yaml(TWO)));
     let before = ollama.hits(OCHAT);
     let (reply, rec) = ask(&r).await.unwrap();
     assert_eq!(
         (reply.text.as_str(), rec.provider.as_str()),
         ("stub answer", "oa")
     );
-    let f = &rec.failures[0];
-    assert_eq!((f.kind, f.attempts), (FailureKind::Timeout, 3));
+    let f = first_failure(&rec, FailureKind::Timeout, 3);
     assert_eq!(ollama.hits(OCHAT) - before, 3);
     assert!(f.error.contains("idle_s"), "{}", f.error);
 }
@@ -873,37 +900,21 @@ async fn an_idle_gap_after_the_first_token_aborts_and_retries() {
 // with twice the max_tokens; cut off again, the next target answers.
 #[tokio::test]
 async fn truncated_output_is_retried_once_with_more_tokens_then_falls_back() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
-    let an = LlmStub::start(Proto::Anthropic).await;
-    let extra = format!("  an: {{kind: anthropic, base_url: '{}'}}\n", an.url());
+    let stubs = Stubs::start().await;
+    let Stubs { ollama, oa, .. } = &stubs;
     let s = schema();
-    for (stub, target, reason, field) in [
-        (
-            &ollama,
-            "ollama:qwen2.5:7b",
-            "length",
-            "/options/num_predict",
-        ),
-        (&oa, "oa:gpt-4o-mini", "length", "/max_tokens"),
-        (
-            &an,
-            "an:claude-3-haiku-20240307",
-            "max_tokens",
-            "/max_tokens",
-        ),
-    ] {
+    let limits = [
+        ("length", "/options/num_predict"),
+        ("length", "/max_tokens"),
+        ("max_tokens", "/max_tokens"),
+    ];
+    for ((stub, target), (reason, field)) in stubs.each().into_iter().zip(limits) {
         let cut = || Step::Answer(Answer::new("{\"status\": \"Ye").done_reason(reason));
         stub.script(
             stub.chat_path(),
             [cut(), Step::answer("{\"status\": \"Yes\"}")],
         );
-        let r = router(&yaml(
-            &ollama.url(),
-            &oa.url(),
-            &extra,
-            &format!("  answer: {target}\n"),
-        ));
+        let r = router(&stubs.only(target));
         let (reply, rec) = r.chat(Task::Answer, &msgs(), Some(&s)).await.unwrap();
         assert_eq!(reply.text, "{\"status\": \"Yes\"}", "{target}");
         assert_eq!((rec.attempts, rec.repairs), (2, 0), "{target}");
@@ -928,32 +939,28 @@ async fn truncated_output_is_retried_once_with_more_tokens_then_falls_back() {
         Step::Answer(Answer::new("{\"status\": \"Ye").done_reason("length")),
     );
     oa.set_default(ACHAT, Step::answer("{\"status\": \"No\"}"));
-    let r = router(&touchy(&yaml(&ollama.url(), &oa.url(), "", TWO)));
+    let r = router(&touchy(&fallback_yaml(ollama, oa)));
     let before = ollama.hits(OCHAT);
     let (reply, rec) = r.chat(Task::Answer, &msgs(), Some(&s)).await.unwrap();
     assert_eq!(
         (reply.text.as_str(), rec.provider.as_str()),
         ("{\"status\": \"No\"}", "oa")
     );
-    let f = &rec.failures[0];
-    assert_eq!((f.kind, f.attempts), (FailureKind::Truncated, 2), "{f:?}");
+    first_failure(&rec, FailureKind::Truncated, 2);
     assert_eq!(ollama.hits(OCHAT) - before, 2);
     assert_eq!(
         ollama.requests().last().unwrap().body["options"]["num_predict"],
         256
     );
-    let b = breaker(&r, "ollama:qwen2.5:7b");
-    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+    assert_closed_and_clean(&r, "ollama:qwen2.5:7b");
 }
 
 // §6 #20: an OpenAI refusal, a content_filter stop and an empty reply are `refused`: no retry,
 // fallback, no breaker penalty (the breakers here open after one counted failure).
 #[tokio::test]
 async fn refusals_and_empty_output_fall_back_without_breaker_penalty() {
-    let ollama = LlmStub::start(Proto::Ollama).await;
-    let oa = LlmStub::start(Proto::OpenAi).await;
-    let oa_first = "  answer: oa:gpt-4o-mini\nfallback_strategy:\n  answer: [ollama:qwen2.5:7b]\n";
-    let r = router(&touchy(&yaml(&ollama.url(), &oa.url(), "", oa_first)));
+    let (ollama, oa) = two_stubs().await;
+    let r = router(&touchy(&yaml(&ollama.url(), &oa.url(), "", OA_FIRST)));
     oa.script(
         ACHAT,
         [
@@ -967,21 +974,18 @@ async fn refusals_and_empty_output_fall_back_without_breaker_penalty() {
             (reply.text.as_str(), rec.provider.as_str()),
             ("stub answer", "ollama")
         );
-        let f = &rec.failures[0];
-        assert_eq!((f.kind, f.attempts), (FailureKind::Refused, 1), "{f:?}");
+        let f = first_failure(&rec, FailureKind::Refused, 1);
         assert!(f.error.contains(why), "{}", f.error);
     }
     assert_eq!(oa.hits(ACHAT), 2);
-    let b = breaker(&r, "oa:gpt-4o-mini");
-    assert_eq!((b.state, b.consecutive_failures), (BreakerState::Closed, 0));
+    assert_closed_and_clean(&r, "oa:gpt-4o-mini");
 
     // Empty content from Ollama.
     ollama.script(OCHAT, [Step::answer("")]);
-    let r = router(&touchy(&yaml(&ollama.url(), &oa.url(), "", TWO)));
+    let r = router(&touchy(&fallback_yaml(&ollama, &oa)));
     let (_, rec) = ask(&r).await.unwrap();
     assert_eq!(rec.provider, "oa");
-    let f = &rec.failures[0];
-    assert_eq!((f.kind, f.attempts), (FailureKind::Refused, 1), "{f:?}");
+    let f = first_failure(&rec, FailureKind::Refused, 1);
     assert!(f.error.contains("empty output"), "{}", f.error);
     assert_eq!(breaker(&r, "ollama:qwen2.5:7b").state, BreakerState::Closed);
 }
@@ -995,7 +999,7 @@ async fn cancelled_calls_close_the_connection_and_release_the_permit() {
     // max_concurrency 1 (the default): a leaked permit would block every later call.
     let r = router(&yaml(
         &ollama.url(),
-        "http://127.0.0.1:9/v1",
+        NO_OA,
         "",
         "  answer: ollama:qwen2.5:7b\n",
     ));

@@ -121,33 +121,42 @@ fn real_checklists_detect_exactly() {
         for row in &checklist.questions {
             assert!(!row.text.is_empty());
             assert_eq!(row.slots.len(), 2, "{} row {}", case.file, row.row);
+            let at = format!("{} row {}", case.file, row.row);
             let (status, comment) = (&row.slots[0], &row.slots[1]);
-            assert_eq!(
-                status.cell,
-                CellRef {
-                    row: row.row - 1,
-                    col: 5
-                }
+            assert_slot(
+                status,
+                (row.row - 1, 5),
+                SlotKind::Choice,
+                &case.choices,
+                "Status",
+                &at,
             );
-            assert_eq!(status.kind, SlotKind::Choice);
-            assert_eq!(
-                status.choices, case.choices,
-                "{} row {}",
-                case.file, row.row
+            assert_slot(
+                comment,
+                (row.row - 1, 6),
+                SlotKind::Text,
+                &[],
+                "Comment",
+                &at,
             );
-            assert_eq!(status.header, "Status");
-            assert_eq!(
-                comment.cell,
-                CellRef {
-                    row: row.row - 1,
-                    col: 6
-                }
-            );
-            assert_eq!(comment.kind, SlotKind::Text);
-            assert!(comment.choices.is_empty());
-            assert_eq!(comment.header, "Comment");
         }
     }
+}
+
+/// Asserts one answer slot of a checklist row: its cell (0-based `(row, col)`), kind, legal
+/// choices (none for a text slot) and the header above it; `at` names the row in failures.
+fn assert_slot(
+    slot: &workbook::AnswerSlot,
+    (row, col): (u32, u32),
+    kind: SlotKind,
+    choices: &[&str],
+    header: &str,
+    at: &str,
+) {
+    assert_eq!(slot.cell, CellRef { row, col }, "{at}");
+    assert_eq!(slot.kind, kind, "{at}");
+    assert_eq!(slot.choices, choices, "{at}");
+    assert_eq!(slot.header, header, "{at}");
 }
 
 #[test]

@@ -36,21 +36,34 @@ pub fn prefix(test: &str) -> String {
     format!("{{rfpq-test-{test}-{}}}", uuid::Uuid::now_v7().simple())
 }
 
-/// Router config using only the embedded models (no accidental local Ollama in tests).
-pub const EMBEDDED_ONLY: &str = "
+/// Router config using only the embedded models: `max_concurrency` instances of the embedded
+/// provider, smollm2 for the chat tasks, all-MiniLM-L6-v2 for embeddings, and the
+/// `task_parameters` lines given (indented YAML, one task a line).
+pub fn embedded_yaml(max_concurrency: usize, task_parameters: &str) -> String {
+    format!(
+        "
 providers:
-  embedded: {kind: embedded, max_concurrency: 1}
+  embedded: {{kind: embedded, max_concurrency: {max_concurrency}}}
 task_models:
   classify: embedded:smollm2-135m-instruct
   answer: embedded:smollm2-135m-instruct
   embed: embedded:all-minilm-l6-v2
 task_parameters:
-  answer: {temperature: 0, max_tokens: 48, evidence_chars: 600}
-";
+{task_parameters}"
+    )
+}
+
+/// Router config using only the embedded models (no accidental local Ollama in tests).
+pub fn embedded_only() -> String {
+    embedded_yaml(
+        1,
+        "  answer: {temperature: 0, max_tokens: 48, evidence_chars: 600}\n",
+    )
+}
 
 pub fn embedded_router() -> Arc<Router> {
-    let cfg =
-        RouterConfig::parse(EMBEDDED_ONLY, Path::new("test-config")).expect("test config parses");
+    let cfg = RouterConfig::parse(&embedded_only(), Path::new("test-config"))
+        .expect("test config parses");
     Arc::new(Router::new(cfg).expect("router builds"))
 }
 
