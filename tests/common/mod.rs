@@ -136,28 +136,24 @@ pub async fn cleanup(prefix: &str) {
         .expect("redis reachable");
     // Glob-escape the hash-tag braces' neighbours: only `*?[]\` are special in MATCH.
     let pattern = format!("{}*", prefix.replace('[', "\\[").replace(']', "\\]"));
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
+    let mut keys: Vec<String> = Vec::new();
+    {
+        let opts = redis::ScanOptions::default()
+            .with_pattern(pattern)
+            .with_count(1000);
+        let mut iter = redis::AsyncCommands::scan_options::<String>(&mut conn, opts)
             .await
             .expect("scan");
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
+        while let Some(key) = iter.next_item().await {
+            keys.push(key.expect("scan"));
         }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
+    }
+    for chunk in keys.chunks(1000) {
+        let _: () = redis::cmd("DEL")
+            .arg(chunk)
+            .query_async(&mut conn)
+            .await
+            .expect("del");
     }
 }
 
