@@ -194,7 +194,7 @@ pub fn retrieval(latency: Duration) {
 }
 
 /// A row checkpoint was written with this outcome label (`answered`, `needs_review`, `failed`,
-/// `skipped`, `not_applicable`: `RowStatus::label`); call it once per row actually stored.
+/// `skipped`, `not_applicable`: `RowStatus::metric_label`); call it once per row actually stored.
 pub fn row_written(outcome: &'static str) {
     counter!(ROWS, "outcome" => outcome).increment(1);
 }

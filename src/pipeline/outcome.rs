@@ -44,6 +44,17 @@ impl RowStatus {
             RowStatus::Failed => "rows_failed",
         }
     }
+
+    /// The `outcome` label of `rfpq_rows_total` (the status's wire name).
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            RowStatus::Answered => "answered",
+            RowStatus::NeedsReview => "needs_review",
+            RowStatus::Skipped => "skipped",
+            RowStatus::NotApplicable => "not_applicable",
+            RowStatus::Failed => "failed",
+        }
+    }
 }
 
 /// Where one row's time went, measured while answering it (milliseconds). Copies of a
@@ -327,6 +338,23 @@ pub(super) mod tests {
             section: None,
             slots: vec![],
         }
+    }
+
+    #[test]
+    fn row_metric_labels_are_the_wire_names() {
+        for status in [
+            RowStatus::Answered,
+            RowStatus::NeedsReview,
+            RowStatus::Skipped,
+            RowStatus::NotApplicable,
+            RowStatus::Failed,
+        ] {
+            let wire = serde_json::to_value(status).unwrap();
+            assert_eq!(wire.as_str(), Some(status.metric_label()));
+        }
+        assert_eq!(RowStatus::NeedsReview.metric_label(), "needs_review");
+        assert_eq!(RowStatus::NotApplicable.metric_label(), "not_applicable");
+        assert_eq!(RowStatus::Failed.metric_label(), "failed");
     }
 
     #[test]

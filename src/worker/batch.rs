@@ -4,7 +4,7 @@
 //! the job's cancel flag. Does not plan or assemble.
 
 use super::{Shared, cancelled, fail, retry};
-use crate::pipeline::{self, PipelineContext, Plan, RowOutcome, RowStatus};
+use crate::pipeline::{self, PipelineContext, Plan, RowOutcome};
 use crate::queue::BatchSpec;
 use bullmq::Job;
 use bullmq::worker::CancellationToken;
@@ -37,17 +37,6 @@ struct BatchRun<'a> {
 
 /// How often a running batch looks at the job's cancel flag while a row is in flight.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
-
-/// The `rfpq_rows_total` outcome label of a row status.
-fn metric_label(status: RowStatus) -> &'static str {
-    match status {
-        RowStatus::Answered => "answered",
-        RowStatus::NeedsReview => "needs_review",
-        RowStatus::Failed => "failed",
-        RowStatus::Skipped => "skipped",
-        RowStatus::NotApplicable => "not_applicable",
-    }
-}
 
 impl Shared {
     /// Answers a batch's rows: groups (a question and the questions that depend on it, in
@@ -261,7 +250,7 @@ impl Shared {
             .await
             .map_err(retry)?;
         if written {
-            crate::metrics::row_written(metric_label(outcome.status));
+            crate::metrics::row_written(outcome.status.metric_label());
         }
         Ok(written)
     }
