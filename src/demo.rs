@@ -17,7 +17,7 @@ use crate::submit::SubmitError;
 use crate::worker::{RunningWorker, WorkerSettings};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The customer questionnaire the demo fills (see fixtures/eval/SOURCE.md).
 pub const QUESTIONNAIRE_NAME: &str = "customer-questionnaire.xlsx";
@@ -256,7 +256,7 @@ async fn run_queued(
         }
     };
     let started = Instant::now();
-    let status = follow(queue, &id, progress).await;
+    let status = queue.follow(&id, |st| progress.status(st)).await;
     let secs = started.elapsed().as_secs_f64();
     worker.shutdown().await?;
     let status = status?;
@@ -279,20 +279,4 @@ async fn run_queued(
         status: Box::new(status),
         secs,
     })
-}
-
-/// Polls a job every half second until it ends, telling `progress` each status.
-async fn follow(
-    queue: &RfpQueue,
-    id: &str,
-    progress: &mut impl DemoProgress,
-) -> Result<JobStatus, QueueError> {
-    loop {
-        let st = queue.status(id).await?;
-        progress.status(&st);
-        if st.state.is_final() {
-            return Ok(st);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }

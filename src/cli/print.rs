@@ -5,7 +5,6 @@ use crate::pipeline::{self, FillSummary};
 use crate::queue::{JobStatus, RfpQueue};
 use anyhow::Result;
 use std::path::Path;
-use std::time::Duration;
 
 /// `1h 02m`, `3m 05s`, `12s`.
 pub(super) fn human_duration(secs: u64) -> String {
@@ -327,14 +326,7 @@ impl Progress {
 /// Follows a job until it reaches a final state, showing its progress on stderr.
 pub(super) async fn watch(queue: &RfpQueue, id: &str, quiet: bool) -> Result<JobStatus> {
     let mut progress = Progress::new(quiet);
-    loop {
-        let st = queue.status(id).await?;
-        progress.update(&st);
-        if st.state.is_final() {
-            return Ok(st);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    Ok(queue.follow(id, |st| progress.update(st)).await?)
 }
 
 /// An in-process fill's progress line, every 10 rows and at the end.

@@ -304,6 +304,23 @@ impl RfpQueue {
         Ok(())
     }
 
+    /// Reads the job's status every half second, handing each to `on_status`, until it
+    /// reaches a final state; returns that status.
+    pub async fn follow(
+        &self,
+        id: &str,
+        mut on_status: impl FnMut(&JobStatus),
+    ) -> Result<JobStatus, QueueError> {
+        loop {
+            let st = self.status(id).await?;
+            on_status(&st);
+            if st.state.is_final() {
+                return Ok(st);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     pub async fn status(&self, id: &str) -> Result<JobStatus, QueueError> {
         let m = self.meta(id).await?;
         let recent: Vec<u64> = self
