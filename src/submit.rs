@@ -61,15 +61,21 @@ pub async fn resolve_kb(queue: &RfpQueue, kb: &str) -> Result<KbRef, SubmitError
             version: report.version,
         });
     }
-    if publish::check_name(kb).is_err() {
-        return Err(SubmitError::UnknownKb(kb.to_string()));
+    resolve_published(queue, kb).await
+}
+
+/// The snapshot version a KB name published with `rfpq kb publish` points at (never a path:
+/// an upload may only name a published KB).
+pub async fn resolve_published(queue: &RfpQueue, name: &str) -> Result<KbRef, SubmitError> {
+    if publish::check_name(name).is_err() {
+        return Err(SubmitError::UnknownKb(name.to_string()));
     }
-    match queue.kb_resolve(kb).await? {
+    match queue.kb_resolve(name).await? {
         Some(version) => Ok(KbRef {
-            name: kb.to_string(),
+            name: name.to_string(),
             version,
         }),
-        None => Err(SubmitError::UnknownKb(kb.to_string())),
+        None => Err(SubmitError::UnknownKb(name.to_string())),
     }
 }
 

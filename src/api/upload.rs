@@ -146,28 +146,12 @@ pub(super) async fn upload_kb(
         SubmitError::Queue(q) => ApiError::from(q),
         other => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, other.to_string()),
     };
-    match asked {
-        Some(name) => {
-            let unknown = || refused(SubmitError::UnknownKb(name.to_string()));
-            if crate::kb::publish::check_name(name).is_err() {
-                return Err(unknown());
-            }
-            match s.queue.kb_resolve(name).await? {
-                Some(version) => Ok(Some(KbRef {
-                    name: name.to_string(),
-                    version,
-                })),
-                None => Err(unknown()),
-            }
-        }
-        None => match &s.kb {
-            Some(kb) => submit::resolve_kb(&s.queue, kb)
-                .await
-                .map(Some)
-                .map_err(refused),
-            None => Ok(None),
-        },
-    }
+    let resolved = match (asked, &s.kb) {
+        (Some(name), _) => submit::resolve_published(&s.queue, name).await,
+        (None, Some(kb)) => submit::resolve_kb(&s.queue, kb).await,
+        (None, None) => return Ok(None),
+    };
+    resolved.map(Some).map_err(refused)
 }
 
 pub(super) async fn create_job(
