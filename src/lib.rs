@@ -8,6 +8,7 @@ pub mod demo;
 pub mod doctor;
 pub mod eval;
 pub mod fill;
+pub mod guard;
 pub mod kb;
 pub mod metrics;
 pub mod models;

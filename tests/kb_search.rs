@@ -651,3 +651,122 @@ async fn publish_list_and_submit_by_name_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid knowledge base name"));
     common::cleanup(&prefix).await;
 }
+
+/// A one-font PDF whose pages have the given content streams, with a correct xref table.
+fn pdf_with_pages(contents: &[&str]) -> Vec<u8> {
+    let n = contents.len();
+    let font = 3 + 2 * n;
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 3 + 2 * i)).collect();
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")),
+    ];
+    for (i, content) in contents.iter().enumerate() {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 {font} 0 R >> >> /Contents {} 0 R >>",
+            4 + 2 * i
+        ));
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ));
+    }
+    objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string());
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{o}\nendobj\n", i + 1).bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).bytes());
+    for o in offsets {
+        out.extend(format!("{o:010} 00000 n \n").bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .bytes(),
+    );
+    out
+}
+
+/// Issue 18: a parser panic on a hostile PDF is one warning line naming the file (no "panicked
+/// at", no backtrace, even with RUST_BACKTRACE=1), and the ingest ends with a summary: files
+/// read, files skipped with reasons, and pages without text.
+#[test]
+fn a_parser_panic_is_one_warning_and_the_ingest_ends_with_a_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let text = |s: &str| format!("BT /F1 12 Tf 72 720 Td ({s}) Tj ET");
+    // A curve operator without operands: pdf-extract 0.12 indexed operands[0] and panicked.
+    let hostile = format!(
+        "{}\n72 700 m c S",
+        text("Encryption keys rotate every year.")
+    );
+    std::fs::write(docs.join("hostile.pdf"), pdf_with_pages(&[&hostile])).unwrap();
+    // Page 2 is only a drawing: a scan without a text layer looks like this.
+    let half_scanned = pdf_with_pages(&[
+        &text("Backups are tested every quarter."),
+        "0 0 1 rg 72 72 300 300 re f",
+    ]);
+    std::fs::write(docs.join("half-scanned.pdf"), half_scanned).unwrap();
+    std::fs::write(docs.join("truncated.pdf"), b"%PDF-1.7\n1 0 obj << /Type").unwrap();
+    std::fs::write(
+        docs.join("policy.md"),
+        "# Access\nMFA is required for all staff.\n",
+    )
+    .unwrap();
+
+    let out = common::rfpq_command("unused")
+        .env("RFPQ_CACHE_DIR", tmp.path().join("cache"))
+        .env("RUST_BACKTRACE", "1")
+        .args(["kb", "ingest", docs.to_str().unwrap(), "--kb"])
+        .arg(tmp.path().join("kb"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for noise in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!stderr.contains(noise), "{noise} in stderr:\n{stderr}");
+    }
+    // Every problem file is one warning line naming it; the readable ones are not warned about.
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("truncated.pdf") && l.contains("not a readable PDF")),
+        "{stderr}"
+    );
+    assert!(
+        warnings.iter().all(|l| !l.contains("policy.md")),
+        "{stderr}"
+    );
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("summary: "))
+        .unwrap_or_else(|| panic!("no summary line:\n{stdout}"));
+    // hostile.pdf is either read (a repairing reader) or skipped with the parser's reason.
+    let hostile_read = !stderr.contains("hostile.pdf");
+    let (read, skipped) = if hostile_read { (3, 1) } else { (2, 2) };
+    assert!(
+        summary.starts_with(&format!(
+            "summary: {read} file(s) read ({read} added, 0 updated), 0 unchanged, {skipped} skipped, 1 page(s) without text in 1 file(s)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  skipped docs/truncated.pdf: not a readable PDF file"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  no text on 1 of 2 page(s) of docs/half-scanned.pdf (pages 2)"),
+        "{stdout}"
+    );
+}

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 /// Each top-level module and the modules it may use (ARCHITECTURE.md, "Layers"). Items of the
 /// crate root (`crate::now_ms`, `crate::install_tls_provider`) are open to all.
 const RULE: &[(&str, &[&str])] = &[
-    ("workbook", &[]),
+    ("guard", &[]),
+    ("workbook", &["guard"]),
     ("models", &[]),
     ("metrics", &[]),
     ("router", &["metrics", "models"]),
-    ("kb", &["router", "workbook", "models"]),
+    ("kb", &["router", "workbook", "models", "guard"]),
     ("pipeline", &["kb", "router", "workbook", "metrics"]),
     ("eval", &["pipeline", "kb", "router", "workbook"]),
     ("doctor", &["router", "models"]),

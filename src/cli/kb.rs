@@ -59,12 +59,7 @@ pub(super) async fn kb_command(g: &Global, command: KbCommand) -> Result<()> {
                     r.quantization
                 );
             }
-            if !r.skipped.is_empty() {
-                println!("{} file(s) skipped:", r.skipped.len());
-                for s in &r.skipped {
-                    println!("  {}: {}", s.path, s.reason);
-                }
-            }
+            print!("{}", ingest_summary(&r));
             Ok(())
         }
         KbCommand::Remove { kb, sources } => {
@@ -220,4 +215,43 @@ pub(super) async fn kb_command(g: &Global, command: KbCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The end of `rfpq kb ingest`: files read, files skipped with their reasons, and documents
+/// with pages that have no text (a scan without OCR), so nothing is lost silently.
+fn ingest_summary(r: &kb::IngestReport) -> String {
+    use std::fmt::Write as _;
+    let read = r.added.len() + r.updated.len();
+    let mut out = format!(
+        "summary: {read} file(s) read ({} added, {} updated), {} unchanged, {} skipped",
+        r.added.len(),
+        r.updated.len(),
+        r.unchanged_files,
+        r.skipped.len()
+    );
+    if !r.pages_without_text.is_empty() {
+        let pages: usize = r.pages_without_text.iter().map(|p| p.pages.len()).sum();
+        let _ = write!(
+            out,
+            ", {pages} page(s) without text in {} file(s)",
+            r.pages_without_text.len()
+        );
+    }
+    out.push('\n');
+    for s in &r.skipped {
+        let _ = writeln!(out, "  skipped {}: {}", s.path, s.reason);
+    }
+    for p in &r.pages_without_text {
+        let numbers: Vec<String> = p.pages.iter().take(10).map(u32::to_string).collect();
+        let more = if p.pages.len() > 10 { ", …" } else { "" };
+        let _ = writeln!(
+            out,
+            "  no text on {} of {} page(s) of {} (pages {}{more}): scanned? run OCR on it and ingest it again",
+            p.pages.len(),
+            p.of,
+            p.path,
+            numbers.join(", ")
+        );
+    }
+    out
 }

@@ -1,8 +1,8 @@
 //! Turns one source file into text the chunker understands: Markdown-style `#` headings, one
 //! `Page` per PDF page. Does not chunk, embed, or read answered questionnaires (see `library`).
-//! Hostile files are normal input: every extractor runs behind `catch_unwind` and a size cap.
+//! Hostile files are normal input: every extractor runs behind `guard::quietly` (a panic is an
+//! error, no backtrace) and a size cap.
 
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 /// Files larger than this are skipped (a policy or trust document is far smaller).
@@ -74,19 +74,14 @@ pub fn extract(kind: SourceKind, bytes: &[u8]) -> Result<Vec<Page>, String> {
     Ok(pages)
 }
 
-/// Runs an extractor, turning a panic inside a third-party parser into an error.
+/// Runs an extractor, turning a panic inside a third-party parser into an error (printed
+/// nowhere: the caller names the file in its one-line warning).
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(panic) => {
-            let detail = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("parser panicked");
-            Err(format!("not a readable {what} file ({detail})"))
-        }
-    }
+    crate::guard::quietly(f).unwrap_or_else(|panicked| {
+        Err(format!(
+            "not a readable {what} file (the {what} parser failed: {panicked})"
+        ))
+    })
 }
 
 /// UTF-8 (with or without BOM), else UTF-16 with BOM, else lossy UTF-8.

@@ -52,6 +52,27 @@ pub struct SkippedFile {
     pub reason: String,
 }
 
+/// A document some of whose pages have no text layer (a scan that needs OCR first, or a page
+/// that is only a picture).
+#[derive(Debug, Clone, Serialize)]
+pub struct PagesWithoutText {
+    pub path: String,
+    /// 1-based numbers of the pages without text.
+    pub pages: Vec<u32>,
+    /// Pages in the document.
+    pub of: usize,
+}
+
+/// What one file gave: its records and its pages without text.
+#[derive(Debug, Clone, Default)]
+pub struct FileRecords {
+    pub chunks: Vec<Chunk>,
+    /// Pages (PDF) or 1 (every other document kind; 0 for a workbook).
+    pub pages: usize,
+    /// 1-based numbers of the PDF pages that had no text.
+    pub pages_without_text: Vec<u32>,
+}
+
 /// What an ingest did.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestReport {
@@ -64,6 +85,8 @@ pub struct IngestReport {
     pub updated: Vec<String>,
     pub unchanged_files: usize,
     pub skipped: Vec<SkippedFile>,
+    /// Files extracted this run that were ingested with some of their pages empty.
+    pub pages_without_text: Vec<PagesWithoutText>,
     pub sources: usize,
     pub chunks: usize,
     pub answers: usize,
@@ -164,17 +187,17 @@ fn collect_inputs(
 
 /// The records of one file: document chunks, and answer-library records for answered
 /// workbooks and Markdown answer banks.
-pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Chunk>, String> {
+pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<FileRecords, String> {
     if kind == SourceKind::Workbook {
         // An rfpq review workbook gives its reviewer-approved answers; any other workbook,
         // its answered questions.
-        let read = std::panic::catch_unwind(|| match library::from_review(&bytes) {
+        let read = crate::guard::quietly(|| match library::from_review(&bytes) {
             Ok(Some(approved)) => Ok((true, approved)),
             Ok(None) => library::from_workbook(bytes).map(|answered| (false, answered)),
             Err(e) => Err(e),
         });
         let (review, answers) =
-            read.map_err(|_| "the workbook reader crashed on this file".to_string())??;
+            read.map_err(|p| format!("the workbook reader failed on this file ({p})"))??;
         if answers.is_empty() {
             return Err(if review {
                 "a review workbook with no approved or edited row (set Decision to approve or edit first)"
@@ -183,12 +206,21 @@ pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Ch
             }
             .into());
         }
-        return Ok(answers
-            .into_iter()
-            .map(|a| chunk::answer_chunk(name, a))
-            .collect());
+        return Ok(FileRecords {
+            chunks: answers
+                .into_iter()
+                .map(|a| chunk::answer_chunk(name, a))
+                .collect(),
+            ..FileRecords::default()
+        });
     }
     let pages = extract::extract(kind, &bytes)?;
+    let pages_without_text = pages
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.text.trim().is_empty())
+        .map(|(i, p)| p.number.unwrap_or(i as u32 + 1))
+        .collect();
     let mut chunks = chunk::chunk_pages(name, &pages);
     if kind == SourceKind::Markdown {
         for page in &pages {
@@ -199,7 +231,11 @@ pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Ch
             );
         }
     }
-    Ok(chunks)
+    Ok(FileRecords {
+        chunks,
+        pages: pages.len(),
+        pages_without_text,
+    })
 }
 
 /// The version of a snapshot's content: what it was built with and every source's bytes.
@@ -309,6 +345,7 @@ pub async fn ingest(
         .is_some_and(|p| p.manifest.chunker == chunk::CHUNKER_VERSION);
 
     let mut skipped = Vec::new();
+    let mut pages_without_text = Vec::new();
     let files = collect_inputs(inputs, &mut skipped)?;
     let mut sources = previous.as_ref().map(carried_sources).unwrap_or_default();
     let (mut added, mut updated, mut unchanged_files, mut bytes_read) =
@@ -346,7 +383,15 @@ pub async fn ingest(
             .await
             .unwrap_or_else(|e| Err(format!("extractor crashed: {e}")));
         match extracted {
-            Ok(chunks) if !chunks.is_empty() => {
+            Ok(records) if !records.chunks.is_empty() => {
+                if !records.pages_without_text.is_empty() {
+                    pages_without_text.push(PagesWithoutText {
+                        path: file.name.clone(),
+                        pages: records.pages_without_text,
+                        of: records.pages,
+                    });
+                }
+                let chunks = records.chunks;
                 let answers = chunks
                     .iter()
                     .filter(|c| c.kind == RecordKind::Answer)
@@ -507,6 +552,7 @@ pub async fn ingest(
         updated,
         unchanged_files,
         skipped,
+        pages_without_text,
         sources: entries.len(),
         chunks: chunks.len(),
         answers,

@@ -132,16 +132,11 @@ fn conversion_warning(format: SourceFormat) -> String {
     )
 }
 
-/// Runs a third-party reader so that a panic on a hostile file becomes an error.
+/// Runs a third-party reader so that a panic on a hostile file becomes an error (printed nowhere).
 fn guarded<T>(f: impl FnOnce() -> Result<T, WorkbookError>) -> Result<T, WorkbookError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-        let why = p
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| p.downcast_ref::<&str>().copied())
-            .unwrap_or("reader failure");
+    crate::guard::quietly(f).unwrap_or_else(|panicked| {
         Err(WorkbookError::Corrupt(format!(
-            "the workbook cannot be read ({why})"
+            "the workbook cannot be read (the reader failed: {panicked})"
         )))
     })
 }

@@ -144,8 +144,17 @@ pub fn open(bytes: &[u8]) -> Result<WorkbookPackage, WorkbookError> {
     open_with_limits(bytes, Limits::default())
 }
 
-/// Opens a workbook under explicit limits.
+/// Opens a workbook under explicit limits. A panic inside calamine on a hostile file is an
+/// error (printed nowhere), not a crash.
 pub fn open_with_limits(bytes: &[u8], limits: Limits) -> Result<WorkbookPackage, WorkbookError> {
+    crate::guard::quietly(|| open_unguarded(bytes, limits)).unwrap_or_else(|panicked| {
+        Err(WorkbookError::Corrupt(format!(
+            "the workbook cannot be read (the reader failed: {panicked})"
+        )))
+    })
+}
+
+fn open_unguarded(bytes: &[u8], limits: Limits) -> Result<WorkbookPackage, WorkbookError> {
     let mut pkg = Package::open(bytes, limits)?;
     let index = package::workbook_index(&mut pkg)?;
 
