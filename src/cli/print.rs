@@ -171,8 +171,33 @@ pub(super) fn wire_name(value: &impl serde::Serialize) -> String {
         .unwrap_or_default()
 }
 
+/// A skipped cell with its reason and what it holds: `C15 (formula, never overwritten;
+/// shows "#REF!")`, `C16 (error_value: holds #N/A, not an answer)`, `E10 (prefilled: "Y")`.
+fn skipped_cell_text(sk: &crate::workbook::SkippedCell) -> String {
+    use crate::workbook::SkipReason;
+    let value: String = sk
+        .value
+        .as_deref()
+        .unwrap_or("")
+        .replace('\n', " ")
+        .chars()
+        .take(40)
+        .collect();
+    let reason = wire_name(&sk.reason);
+    let detail = match (sk.reason, value.is_empty()) {
+        (SkipReason::Formula, true) => ", never overwritten".to_string(),
+        (SkipReason::Formula, false) => format!(", never overwritten; shows \"{value}\""),
+        (SkipReason::ErrorValue, _) => format!(": holds {value}, not an answer"),
+        (SkipReason::Prefilled, _) => format!(": \"{value}\""),
+        _ => String::new(),
+    };
+    format!("{} ({reason}{detail})", sk.cell)
+}
+
 /// `rfpq inspect` as text: per sheet its verdict, every question with its slots, skipped cells
-/// with their reason, and a count of the other rows by kind.
+/// with their reason and value; each row a user may expect filled (contact field, no answer
+/// cell, error value, note) on its own line with why it is not; a count of the other rows by
+/// kind.
 pub(super) fn inspect_text(q: &crate::workbook::Questionnaire) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -218,16 +243,47 @@ pub(super) fn inspect_text(q: &crate::workbook::Questionnaire) -> String {
                 slots.join(", ")
             );
             for sk in s.skipped_in_row(qu.row) {
-                let reason = wire_name(&sk.reason);
-                let _ = writeln!(out, "             skipped {} ({reason})", sk.cell);
+                let _ = writeln!(out, "             skipped {}", skipped_cell_text(sk));
             }
         }
-        if !s.other_rows.is_empty() {
-            let mut kinds: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
-            for o in &s.other_rows {
-                let kind = wire_name(&o.kind);
-                kinds.entry(kind).or_default().push(o.row);
+        // Rows a user may expect filled, one line each with why they are not; the rest
+        // (banners, headers, sections, footers) as a count per kind.
+        let mut kinds: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for o in &s.other_rows {
+            if !o.kind.may_look_fillable() {
+                kinds.entry(wire_name(&o.kind)).or_default().push(o.row);
+                continue;
             }
+            let detail = match (o.kind, o.cell) {
+                (crate::workbook::OtherRowKind::ErrorValue, Some(cell)) => {
+                    format!(" ({cell} holds {})", o.text)
+                }
+                _ => {
+                    let cells: Vec<String> =
+                        s.skipped_in_row(o.row).map(skipped_cell_text).collect();
+                    if cells.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", cells.join("; "))
+                    }
+                }
+            };
+            // An error row's text is the error, already in the detail.
+            let text: String = if o.cell.is_some() {
+                String::new()
+            } else {
+                let short: String = o.text.replace('\n', " ").chars().take(70).collect();
+                format!("  {short}")
+            };
+            let _ = writeln!(
+                out,
+                "  not filled: row {:>5}  {:<10} {}{detail}{text}",
+                o.row,
+                o.id.as_deref().unwrap_or("-"),
+                wire_name(&o.kind)
+            );
+        }
+        if !kinds.is_empty() {
             let parts: Vec<String> = kinds
                 .iter()
                 .map(|(k, rows)| {

@@ -293,6 +293,9 @@ pub enum SkipReason {
     Prefilled,
     /// The cell has a dropdown whose list could not be resolved.
     UnresolvedList,
+    /// The cell holds an error value (`#REF!`, `#N/A`, …) but no formula; a formula cell
+    /// showing an error is `Formula` (its cached error is the skipped cell's `value`).
+    ErrorValue,
 }
 
 /// A cell of an answer column that is not written, and why.
@@ -348,6 +351,23 @@ pub enum OtherRowKind {
     Contact,
     /// Has question text but no writable answer cell (all formulas, merged or answered).
     NoAnswerCell,
+    /// The question or ID cell holds an error value (`#REF!`, `#N/A`, …), e.g. a row whose
+    /// lookup formula lost its source: never a question. `OtherRow::cell` names the cell.
+    ErrorValue,
+    /// "Note: …", "Please note …", "Important: …", "* required": a remark, not a question,
+    /// even with an empty answer cell beside it.
+    Note,
+}
+
+impl OtherRowKind {
+    /// Whether a user may expect a row of this kind to be filled (it sits among the questions
+    /// and is skipped for a reason worth showing row by row), unlike banners and headers.
+    pub fn may_look_fillable(self) -> bool {
+        matches!(
+            self,
+            Self::Contact | Self::NoAnswerCell | Self::ErrorValue | Self::Note
+        )
+    }
 }
 
 /// A non-empty row that is not answered, with what it is.
@@ -361,6 +381,9 @@ pub struct OtherRow {
     /// The question id, for a `NoAnswerCell` row that has one (an answered question).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// For `ErrorValue`: the cell holding the error (the error itself is `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<CellRef>,
 }
 
 /// Detection result for one sheet.

@@ -87,6 +87,8 @@ pub struct SheetInfo {
     pub cells: BTreeMap<CellRef, String>,
     /// Cells that hold a formula (their cached value is in `cells`).
     pub formulas: BTreeSet<CellRef>,
+    /// Cells whose cached value is an error (`#REF!`, `#N/A`, …; the literal is in `cells`).
+    pub errors: BTreeSet<CellRef>,
     pub validations: Vec<DataValidation>,
     pub merged: Vec<CellRange>,
 }
@@ -98,6 +100,12 @@ impl SheetInfo {
 
     pub fn is_formula(&self, cell: CellRef) -> bool {
         self.formulas.contains(&cell)
+    }
+
+    /// Whether `cell` holds an error value: a cached error, or text that is an error literal
+    /// (as a converted .xls or a pasted value may carry it).
+    pub fn is_error(&self, cell: CellRef) -> bool {
+        self.errors.contains(&cell) || self.value(cell).is_some_and(is_error_literal)
     }
 
     /// The list validation covering `cell`, if any (Excel allows one validation per cell).
@@ -123,6 +131,26 @@ impl SheetInfo {
     pub fn last_row(&self) -> Option<u32> {
         self.cells.keys().next_back().map(|c| c.row)
     }
+}
+
+/// Excel's error values, as a cell shows them.
+pub const ERROR_LITERALS: [&str; 10] = [
+    "#REF!",
+    "#N/A",
+    "#VALUE!",
+    "#DIV/0!",
+    "#NAME?",
+    "#NULL!",
+    "#NUM!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+];
+
+/// Whether `text` (trimmed, any case) is one of Excel's error values.
+pub fn is_error_literal(text: &str) -> bool {
+    let t = text.trim();
+    ERROR_LITERALS.iter().any(|e| e.eq_ignore_ascii_case(t))
 }
 
 /// A workbook opened for detection.
@@ -204,7 +232,13 @@ fn open_unguarded(bytes: &[u8], limits: Limits) -> Result<WorkbookPackage, Workb
         let text = super::xml::as_text(&part, data)?;
         let scan = sheet_xml::scan_for_read(&part, text)?;
         let formulas = scan.formulas.iter().copied().collect();
-        let cells = cached_values(&mut xl, &entry.name)?;
+        let mut cells = cached_values(&mut xl, &entry.name, scan.errors.len())?;
+        // The raw literal is kept (calamine shows `#GETTING_DATA` as `#DATA!` and cannot
+        // read newer errors such as `#SPILL!` at all).
+        for (cell, literal) in &scan.errors {
+            cells.insert(*cell, literal.clone());
+        }
+        let errors = scan.errors.iter().map(|(c, _)| *c).collect();
         raw_validations.push(scan.validations);
         sheets.push(SheetInfo {
             name: entry.name.clone(),
@@ -213,6 +247,7 @@ fn open_unguarded(bytes: &[u8], limits: Limits) -> Result<WorkbookPackage, Workb
             protected: scan.protected,
             cells,
             formulas,
+            errors,
             validations: Vec::new(),
             merged: scan.merged,
         });
@@ -237,16 +272,30 @@ fn open_unguarded(bytes: &[u8], limits: Limits) -> Result<WorkbookPackage, Workb
     Ok(pkg_out)
 }
 
+/// Cached values of one sheet. An error value calamine does not know (`#SPILL!`, `#CALC!`)
+/// fails that one cell only: the reader has consumed it and goes on with the next, and the
+/// caller fills it in from the raw scan, which found `error_cells` error cells on the sheet.
 fn cached_values(
     xl: &mut Xlsx<Cursor<&[u8]>>,
     sheet: &str,
+    error_cells: usize,
 ) -> Result<BTreeMap<CellRef, String>, WorkbookError> {
     let err = |e: calamine::XlsxError| {
         WorkbookError::Corrupt(format!("cannot read sheet '{sheet}': {e}"))
     };
     let mut reader = xl.worksheet_cells_reader(sheet).map_err(err)?;
     let mut cells = BTreeMap::new();
-    while let Some(cell) = reader.next_cell().map_err(err)? {
+    let mut unknown_errors = 0usize;
+    loop {
+        let cell = match reader.next_cell() {
+            Ok(Some(cell)) => cell,
+            Ok(None) => break,
+            Err(calamine::XlsxError::CellError(_)) if unknown_errors < error_cells => {
+                unknown_errors += 1;
+                continue;
+            }
+            Err(e) => return Err(err(e)),
+        };
         let (row, col) = cell.get_position();
         if let Some(text) = data_text(cell.get_value()) {
             cells.insert(CellRef::new(row, col), text);

@@ -74,6 +74,8 @@ pub(crate) struct SheetScan {
     pub protected: bool,
     /// Cells holding a formula (always collected, also when `rows` is not).
     pub formulas: Vec<CellRef>,
+    /// Cells whose cached value is an error (`t="e"`), with its literal (`#REF!`, `#SPILL!`).
+    pub errors: Vec<(CellRef, String)>,
 }
 
 impl SheetScan {
@@ -130,6 +132,8 @@ fn scan_with(part: &str, text: &str, keep_rows: bool) -> Result<SheetScan, Workb
     let mut ext_depth = 0usize;
     let mut validation: Option<RawValidation> = None;
     let mut capture: Option<(Capture, String)> = None;
+    // The cached `<v>` of a `t="e"` cell being read: (inside `<v>`, text so far).
+    let mut error_value: Option<(bool, String)> = None;
     let err = |e: quick_xml::Error, pos: u64| {
         WorkbookError::Corrupt(format!("{part} at byte {pos}: {e}"))
     };
@@ -148,6 +152,12 @@ fn scan_with(part: &str, text: &str, keep_rows: bool) -> Result<SheetScan, Workb
                 if let Some(c) = cell.as_mut() {
                     if local == "f" {
                         c.formula = true;
+                    }
+                    if local == "v"
+                        && !empty
+                        && let Some((inside, _)) = error_value.as_mut()
+                    {
+                        *inside = true;
                     }
                     if !empty {
                         cell_depth += 1;
@@ -188,6 +198,9 @@ fn scan_with(part: &str, text: &str, keep_rows: bool) -> Result<SheetScan, Workb
                             None => (CellRef::new(r, last_col.map_or(0, |c| c + 1)), false),
                         };
                         last_col = Some(at.col);
+                        error_value = xml::attr(&e, "t")
+                            .is_some_and(|t| t == "e")
+                            .then(|| (false, String::new()));
                         let span = CellSpan {
                             cell: at,
                             has_r,
@@ -216,10 +229,20 @@ fn scan_with(part: &str, text: &str, keep_rows: bool) -> Result<SheetScan, Workb
                         if c.formula {
                             out.formulas.push(c.cell);
                         }
+                        if let Some((_, text)) = error_value.take()
+                            && !text.trim().is_empty()
+                        {
+                            out.errors.push((c.cell, text.trim().to_string()));
+                        }
                         if let Some(rw) = row.as_mut().filter(|_| keep_rows) {
                             rw.cells.push(c);
                         }
                     } else {
+                        if local == "v"
+                            && let Some((inside, _)) = error_value.as_mut()
+                        {
+                            *inside = false;
+                        }
                         cell_depth = cell_depth.saturating_sub(1);
                         cell = Some(c);
                     }
@@ -320,6 +343,8 @@ fn scan_with(part: &str, text: &str, keep_rows: bool) -> Result<SheetScan, Workb
             Event::Text(t) => {
                 if let Some((_, buf)) = capture.as_mut() {
                     buf.push_str(&t.xml10_content());
+                } else if let Some((true, buf)) = error_value.as_mut() {
+                    buf.push_str(&t.xml10_content());
                 }
             }
             Event::CData(t) => {
@@ -376,5 +401,20 @@ mod tests {
         );
         assert_eq!(s.merged.len(), 1);
         assert_eq!(s.new_cell_style(None, 2).as_deref(), Some("4"));
+    }
+
+    #[test]
+    fn error_values_are_collected_with_their_literal() {
+        let x = r#"<worksheet><sheetData><row r="3"><c r="A3" t="e"><f>#REF!</f><v>#REF!</v></c><c r="B3" t="e"><v>#SPILL!</v></c><c r="C3" t="str"><f>A1</f><v>#N/A</v></c><c r="D3" t="e"/></row></sheetData></worksheet>"#;
+        let s = scan_for_read("t", x).unwrap();
+        assert_eq!(
+            s.errors,
+            vec![
+                (CellRef::new(2, 0), "#REF!".to_string()),
+                (CellRef::new(2, 1), "#SPILL!".to_string())
+            ],
+            "a text result that reads like an error is not an error cell"
+        );
+        assert_eq!(s.formulas, vec![CellRef::new(2, 0), CellRef::new(2, 2)]);
     }
 }

@@ -669,3 +669,157 @@ pub fn soa() -> Vec<u8> {
     list(ws, 4, 5, 9, 5, &["Yes", "No"]);
     wb.save_to_buffer().unwrap()
 }
+
+/// START HERE questions of [`hecvat4_start_here`]: (ID, cached question text).
+pub const START_HERE_GNRL: [(&str, &str); 5] = [
+    ("GNRL-01", "Company name"),
+    ("GNRL-02", "Product name and version"),
+    ("GNRL-03", "Contact name"),
+    ("GNRL-04", "Contact email"),
+    ("GNRL-05", "Contact phone number"),
+];
+pub const START_HERE_REQU: [(&str, &str); 8] = [
+    (
+        "REQU-01",
+        "Does your product support single sign-on (SSO)? *",
+    ),
+    ("REQU-02", "Do you encrypt institutional data at rest?"),
+    (
+        "REQU-03",
+        "Do you maintain a documented incident response plan?",
+    ),
+    (
+        "REQU-04",
+        "Please describe how you notify institutions of a security breach.",
+    ),
+    (
+        "REQU-05",
+        "Is multi-factor authentication enforced for administrators?",
+    ),
+    ("REQU-06", "Do you perform annual penetration tests?"),
+    (
+        "REQU-07",
+        "Do you support data export on contract termination?",
+    ),
+    (
+        "REQU-08",
+        "Is customer data stored only in the United States?",
+    ),
+];
+
+/// The real HECVAT 4 START HERE traps on one tab (plus the hidden `Questions` sheet its
+/// formulas look up). Rows (1-based): 1..2 instruction formulas, 3 "General Information",
+/// 4..8 GNRL-01..05 ABOVE the header (question text `=VLOOKUP(…)&""` with cached values,
+/// answer merged C:D, no dropdown), 9 "Note: …", 10 the header, 11..14 REQU-01..04 (C
+/// dropdown on 11..13, free text on 14: "Please describe …"), 15 "NOTE - …" with an empty
+/// dropdown cell, 16..17 REQU-05..06, 18 REQU-07 whose C holds a literal `#N/A` (no formula),
+/// 19 REQU-08 whose C and D are formulas (cached `#N/A` and "Not stated"), 20..26 seven rows whose ID
+/// is `=#REF!` and question a broken lookup (cached `#REF!`; `#SPILL!` on row 26) with empty
+/// dropdown cells beside them.
+pub fn hecvat4_start_here() -> Vec<u8> {
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.set_name("START HERE").unwrap();
+    f(ws, 0, 0, "=Questions!$D$1", "HECVAT 4.1.4 | START HERE");
+    f(
+        ws,
+        1,
+        0,
+        "=Questions!$D$2",
+        "Complete the general information below, then every question on each tab. Questions marked with an asterisk (*) are critical.",
+    );
+    s(ws, 2, 0, "General Information");
+    let lookup = |r: u32| format!("=VLOOKUP(A{},Questions!$A:$B,2,FALSE)&\"\"", r + 1);
+    for (i, (id, text)) in START_HERE_GNRL.iter().enumerate() {
+        let r = 3 + i as u32;
+        s(ws, r, 0, id);
+        f(ws, r, 1, &lookup(r), text);
+        merge(ws, r, 2, r, 3, "");
+        f(
+            ws,
+            r,
+            4,
+            &format!("=VLOOKUP(A{},Questions!$A:$C,3,FALSE)&\"\"", r + 1),
+            "Free text",
+        );
+    }
+    s(
+        ws,
+        8,
+        1,
+        "Note: The Privacy tab is required for every product that stores personal data.",
+    );
+    for (c, h) in [
+        "ID",
+        "Question",
+        "Vendor Answer",
+        "Additional Information",
+        "Guidance",
+        "Analyst Notes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        s(ws, 9, c as u16, h);
+    }
+    let requ_rows = [10u32, 11, 12, 13, 15, 16, 17, 18];
+    for ((id, text), r) in START_HERE_REQU.iter().zip(requ_rows) {
+        s(ws, r, 0, id);
+        f(ws, r, 1, &lookup(r), text);
+    }
+    s(
+        ws,
+        14,
+        1,
+        "NOTE - Answer REQU-05 and REQU-06 for the product named in GNRL-02.",
+    );
+    ws.write_number(17, 2, 0).unwrap(); // becomes a literal #N/A below
+    f(ws, 18, 2, "=VLOOKUP(A19,Questions!$A:$D,4,FALSE)", "#N/A");
+    f(
+        ws,
+        18,
+        3,
+        "=IF(C19=\"Yes\",\"See policy\",\"Not stated\")",
+        "Not stated",
+    );
+    for r in 19..26u32 {
+        f(ws, r, 0, "=#REF!", "#REF!");
+        let question = if r == 25 { "#SPILL!" } else { "#REF!" };
+        f(
+            ws,
+            r,
+            1,
+            "=VLOOKUP(#REF!,Questions!$A:$B,2,FALSE)",
+            question,
+        );
+        f(ws, r, 4, "=VLOOKUP(#REF!,Questions!$A:$C,3,FALSE)", "#REF!");
+    }
+    list(ws, 10, 2, 12, 2, &["Yes", "No"]);
+    list(ws, 14, 2, 39, 2, &["Yes", "No"]);
+
+    let qs = wb.add_worksheet();
+    qs.set_name("Questions").unwrap();
+    for (i, (id, text)) in START_HERE_GNRL
+        .iter()
+        .chain(START_HERE_REQU.iter())
+        .enumerate()
+    {
+        s(qs, i as u32, 0, id);
+        s(qs, i as u32, 1, text);
+        s(qs, i as u32, 2, "Free text");
+    }
+    s(qs, 0, 3, "HECVAT 4.1.4 | START HERE");
+    qs.set_hidden(true);
+
+    let bytes = wb.save_to_buffer().unwrap();
+    let part = "xl/worksheets/sheet1.xml";
+    let xml = entry_text(&bytes, part);
+    // rust_xlsxwriter writes neither a literal error nor a `#SPILL!` result: patch them in.
+    let literal = r#"<c r="C18"><v>0</v></c>"#;
+    let spill = r#"<c r="B26" t="str">"#;
+    assert!(xml.contains(literal) && xml.contains(spill), "{xml}");
+    let xml = xml
+        .replace(literal, r#"<c r="C18" t="e"><v>#N/A</v></c>"#)
+        .replace(spill, r#"<c r="B26" t="e">"#);
+    replace_entry(&bytes, part, xml.as_bytes())
+}

@@ -194,7 +194,7 @@ fn build_layout(
 }
 
 /// Looks like a question ID: `DOCU-01`, `A&A-01.1`, `A.5.1`, `AIS- 02.2`.
-fn looks_like_id(v: &str) -> bool {
+pub(super) fn looks_like_id(v: &str) -> bool {
     let v = v.trim();
     let compact: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     (2..=16).contains(&compact.chars().count())

@@ -178,6 +178,13 @@ fn plan_sheet(sheet: &SheetInfo) -> SheetPlan {
     let fill = !questions.is_empty();
     if fill {
         reason.push_str(&format!("; {} questions", questions.len()));
+        let above = questions
+            .iter()
+            .filter(|q| q.row <= layout.header_row)
+            .count();
+        if above > 0 {
+            reason.push_str(&format!(" ({above} in a block above the header row)"));
+        }
     } else {
         reason.push_str("; no row has question text and a writable answer cell");
     }

@@ -6,10 +6,13 @@ use super::layout::Layout;
 use crate::workbook::read::SheetInfo;
 use crate::workbook::{AnswerSlot, CellRef, SkipReason, SkippedCell, SlotKind};
 
-/// Why `cell` cannot take a value, if it cannot (formula or merged interior).
+/// Why `cell` cannot take a value, if it cannot (formula, error value or merged interior).
+/// A formula showing an error is `Formula`: that is why it is never written.
 fn blocked(sheet: &SheetInfo, cell: CellRef) -> Option<SkipReason> {
     if sheet.is_formula(cell) {
         Some(SkipReason::Formula)
+    } else if sheet.is_error(cell) {
+        Some(SkipReason::ErrorValue)
     } else if sheet.merged_at(cell).is_some_and(|m| m.start != cell) {
         Some(SkipReason::MergedNonAnchor)
     } else {
