@@ -106,7 +106,7 @@ fn ingest_case() {
         for (name, kind, data) in &files {
             let t = Instant::now();
             chunks += kb::ingest::records_of(name, *kind, data.clone())
-                .map(|c| c.len())
+                .map(|c| c.chunks.len())
                 .unwrap_or(0);
             *by_kind.entry(format!("{kind:?}")).or_default() += t.elapsed().as_secs_f64();
         }

@@ -65,6 +65,14 @@ pub(super) async fn kb_command(g: &Global, command: KbCommand) -> Result<()> {
                     println!("  {}: {}", s.path, s.reason);
                 }
             }
+            for t in &r.textless_pages {
+                println!(
+                    "  {}: {} page(s) without text (scanned?): {}",
+                    t.path,
+                    t.pages.len(),
+                    kb::page_list(&t.pages)
+                );
+            }
             Ok(())
         }
         KbCommand::Remove { kb, sources } => {

@@ -52,6 +52,21 @@ pub struct SkippedFile {
     pub reason: String,
 }
 
+/// An ingested PDF with pages that gave no text (scanned without an OCR layer, or unreadable).
+#[derive(Debug, Clone, Serialize)]
+pub struct TextlessPages {
+    pub path: String,
+    /// 1-based page numbers.
+    pub pages: Vec<u32>,
+}
+
+/// The records of one file, and its pages that had no text.
+#[derive(Debug, Clone)]
+pub struct FileRecords {
+    pub chunks: Vec<Chunk>,
+    pub pages_without_text: Vec<u32>,
+}
+
 /// What an ingest did.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestReport {
@@ -64,6 +79,8 @@ pub struct IngestReport {
     pub updated: Vec<String>,
     pub unchanged_files: usize,
     pub skipped: Vec<SkippedFile>,
+    /// Ingested PDFs some of whose pages had no text.
+    pub textless_pages: Vec<TextlessPages>,
     pub sources: usize,
     pub chunks: usize,
     pub answers: usize,
@@ -164,7 +181,7 @@ fn collect_inputs(
 
 /// The records of one file: document chunks, and answer-library records for answered
 /// workbooks and Markdown answer banks.
-pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Chunk>, String> {
+pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<FileRecords, String> {
     if kind == SourceKind::Workbook {
         // An rfpq review workbook gives its reviewer-approved answers; any other workbook,
         // its answered questions.
@@ -183,10 +200,13 @@ pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Ch
             }
             .into());
         }
-        return Ok(answers
-            .into_iter()
-            .map(|a| chunk::answer_chunk(name, a))
-            .collect());
+        return Ok(FileRecords {
+            chunks: answers
+                .into_iter()
+                .map(|a| chunk::answer_chunk(name, a))
+                .collect(),
+            pages_without_text: Vec::new(),
+        });
     }
     let pages = extract::extract(kind, &bytes)?;
     let mut chunks = chunk::chunk_pages(name, &pages);
@@ -199,7 +219,10 @@ pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<Vec<Ch
             );
         }
     }
-    Ok(chunks)
+    Ok(FileRecords {
+        chunks,
+        pages_without_text: extract::pages_without_text(&pages),
+    })
 }
 
 /// The version of a snapshot's content: what it was built with and every source's bytes.
@@ -218,6 +241,15 @@ fn content_version(
         key.push_str(&format!("{}\t{}\n", s.name, s.sha256));
     }
     store::sha256_hex(key.as_bytes())[..16].to_string()
+}
+
+/// "3, 4, 9" — page numbers for a message.
+pub fn page_list(pages: &[u32]) -> String {
+    pages
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn now_unix() -> u64 {
@@ -309,6 +341,7 @@ pub async fn ingest(
         .is_some_and(|p| p.manifest.chunker == chunk::CHUNKER_VERSION);
 
     let mut skipped = Vec::new();
+    let mut textless_pages = Vec::new();
     let files = collect_inputs(inputs, &mut skipped)?;
     let mut sources = previous.as_ref().map(carried_sources).unwrap_or_default();
     let (mut added, mut updated, mut unchanged_files, mut bytes_read) =
@@ -346,7 +379,24 @@ pub async fn ingest(
             .await
             .unwrap_or_else(|e| Err(format!("extractor crashed: {e}")));
         match extracted {
-            Ok(chunks) if !chunks.is_empty() => {
+            Ok(FileRecords {
+                chunks,
+                pages_without_text,
+            }) if !chunks.is_empty() => {
+                if !pages_without_text.is_empty() {
+                    pb.suspend(|| {
+                        eprintln!(
+                            "warning: {}: {} page(s) without text (scanned?): {}",
+                            path.display(),
+                            pages_without_text.len(),
+                            page_list(&pages_without_text)
+                        );
+                    });
+                    textless_pages.push(TextlessPages {
+                        path: file.name.clone(),
+                        pages: pages_without_text,
+                    });
+                }
                 let answers = chunks
                     .iter()
                     .filter(|c| c.kind == RecordKind::Answer)
@@ -507,6 +557,7 @@ pub async fn ingest(
         updated,
         unchanged_files,
         skipped,
+        textless_pages,
         sources: entries.len(),
         chunks: chunks.len(),
         answers,
