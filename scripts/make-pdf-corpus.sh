@@ -353,13 +353,16 @@ write_txt("scan-ocr-layer", SCANNED)
 run("img2pdf", "--output", os.path.join(out, "scan-no-text.pdf"), os.path.join(work, "scan.png"))
 write_txt("scan-no-text", None)
 
-# Encrypted with an empty user password (opens without a prompt), RC4 128-bit and AES-256.
+# Encrypted with an empty user password (opens without a prompt): RC4 128, AES-128, AES-256.
 base = os.path.join(out, "libreoffice-writer.pdf")
 run("qpdf", "--allow-weak-crypto", "--encrypt", "", "owner-secret", "128", "--use-aes=n", "--", base,
     os.path.join(out, "encrypted-rc4-empty-password.pdf"))
+run("qpdf", "--encrypt", "", "owner-secret", "128", "--use-aes=y", "--", base,
+    os.path.join(out, "encrypted-aes128-empty-password.pdf"))
 run("qpdf", "--encrypt", "", "owner-secret", "256", "--", base,
     os.path.join(out, "encrypted-aes256-empty-password.pdf"))
-for n in ("encrypted-rc4-empty-password", "encrypted-aes256-empty-password"):
+for n in ("encrypted-rc4-empty-password", "encrypted-aes128-empty-password",
+          "encrypted-aes256-empty-password"):
     write_txt(n, POLICY)
 # A real user password: must be refused with a clear message (not in the recall corpus).
 os.makedirs(os.path.join(out, "password"), exist_ok=True)
