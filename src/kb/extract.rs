@@ -2,6 +2,9 @@
 //! `Page` per PDF page. Does not chunk, embed, or read answered questionnaires (see `library`).
 //! Hostile files are normal input: every extractor runs behind `guard::quietly` (a panic is an
 //! error, no backtrace) and a size cap.
+//! PDFs are read with pdf_oxide (chosen by measurement: benches/pdf-extractors/RESULTS.md), with
+//! the empty user password tried for encrypted files; a page without text is kept, empty, so the
+//! caller can report it (`pages_without_text`). No OCR: a scanned page stays textless.
 
 use std::path::Path;
 
@@ -42,8 +45,25 @@ impl SourceKind {
 pub struct Page {
     /// 1-based page number, for PDFs.
     pub number: Option<u32>,
-    /// The text, with headings as Markdown `#` lines where the format has them.
+    /// The text, with headings as Markdown `#` lines where the format has them. Empty for a PDF
+    /// page that has no text layer (a scan) or whose text could not be read.
     pub text: String,
+}
+
+impl Page {
+    /// Whether the page has any text at all.
+    pub fn has_text(&self) -> bool {
+        !self.text.trim().is_empty()
+    }
+}
+
+/// Numbers of the pages that have no text (scanned pages without an OCR layer, mostly).
+pub fn pages_without_text(pages: &[Page]) -> Vec<u32> {
+    pages
+        .iter()
+        .filter(|p| !p.has_text())
+        .filter_map(|p| p.number)
+        .collect()
 }
 
 /// Extracts the text of a document (not a workbook). `Err` says why in words a user can act on.
@@ -65,9 +85,12 @@ pub fn extract(kind: SourceKind, bytes: &[u8]) -> Result<Vec<Page>, String> {
             return Err("a workbook is read as an answer library, not as a document".into());
         }
     };
-    if pages.iter().all(|p| p.text.trim().is_empty()) {
+    if !pages.iter().any(Page::has_text) {
         return Err(match kind {
-            SourceKind::Pdf => "no extractable text (a scanned PDF needs OCR first)".into(),
+            SourceKind::Pdf => format!(
+                "no extractable text on any of its {} page(s) (scanned? it needs OCR first)",
+                pages.len()
+            ),
             _ => "no text".into(),
         });
     }
@@ -119,14 +142,28 @@ fn html_text(bytes: &[u8]) -> Result<String, String> {
 }
 
 fn pdf_pages(bytes: &[u8]) -> Result<Vec<Page>, String> {
-    let pages = pdf_extract::extract_text_from_mem_by_pages(bytes)
-        .map_err(|e| format!("not a readable PDF file ({e})"))?;
-    Ok(pages
-        .into_iter()
-        .enumerate()
-        .map(|(n, text)| Page {
-            number: Some(n as u32 + 1),
-            text: mark_numbered_headings(&text),
+    let unreadable = |e: pdf_oxide::Error| format!("not a readable PDF file ({e})");
+    let doc = pdf_oxide::PdfDocument::from_bytes(bytes.to_vec()).map_err(unreadable)?;
+    // Files "protected" with an empty user password open without a prompt in every viewer.
+    if !doc.authenticate(b"").map_err(unreadable)? {
+        return Err("the PDF is encrypted with a password; save an unprotected copy".into());
+    }
+    let count = doc.page_count().map_err(unreadable)?;
+    Ok((0..count)
+        .map(|index| {
+            let number = index as u32 + 1;
+            // One bad page (parser error or panic) leaves that page empty, not the whole file.
+            let text = guarded("PDF page", || {
+                doc.extract_text(index).map_err(|e| e.to_string())
+            })
+            .unwrap_or_else(|e| {
+                tracing::warn!(page = number, error = %e, "cannot read the text of a PDF page");
+                String::new()
+            });
+            Page {
+                number: Some(number),
+                text: mark_numbered_headings(&text),
+            }
         })
         .collect())
 }

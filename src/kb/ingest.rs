@@ -215,12 +215,7 @@ pub fn records_of(name: &str, kind: SourceKind, bytes: Vec<u8>) -> Result<FileRe
         });
     }
     let pages = extract::extract(kind, &bytes)?;
-    let pages_without_text = pages
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.text.trim().is_empty())
-        .map(|(i, p)| p.number.unwrap_or(i as u32 + 1))
-        .collect();
+    let pages_without_text = extract::pages_without_text(&pages);
     let mut chunks = chunk::chunk_pages(name, &pages);
     if kind == SourceKind::Markdown {
         for page in &pages {

@@ -22,7 +22,10 @@ use std::sync::OnceLock;
 use usearch::{Index, ScalarKind};
 
 pub use extract::SourceKind;
-pub use ingest::{IngestOptions, IngestReport, RemoveReport, SkippedFile, ingest, remove};
+pub use ingest::{
+    FileRecords, IngestOptions, IngestReport, PagesWithoutText, RemoveReport, SkippedFile, ingest,
+    remove,
+};
 pub use library::{LibraryAnswer, SlotValue};
 pub use search::{EXACT_SEARCH_MAX, Hit, LIBRARY_THRESHOLD, Rerank};
 
