@@ -55,7 +55,10 @@ async fn kb_eval_reports_recall_at_3_of_at_least_0_9_on_labelled_paraphrases() {
         "{stderr}"
     );
     assert!(
-        stdout.contains("24 sources") && stdout.contains("2 file(s) skipped"),
+        stdout.contains("24 sources")
+            && stdout.contains(
+                "summary: 24 file(s) read (24 added, 0 updated), 0 unchanged, 2 skipped\n"
+            ),
         "{stdout}"
     );
 

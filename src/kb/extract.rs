@@ -149,7 +149,8 @@ fn pdf_pages(bytes: &[u8]) -> Result<Vec<Page>, String> {
         return Err("the PDF is encrypted with a password; save an unprotected copy".into());
     }
     let count = doc.page_count().map_err(unreadable)?;
-    Ok((0..count)
+    let mut first_failure: Option<(u32, String)> = None;
+    let pages: Vec<Page> = (0..count)
         .map(|index| {
             let number = index as u32 + 1;
             // One bad page (parser error or panic) leaves that page empty, not the whole file.
@@ -157,7 +158,8 @@ fn pdf_pages(bytes: &[u8]) -> Result<Vec<Page>, String> {
                 doc.extract_text(index).map_err(|e| e.to_string())
             })
             .unwrap_or_else(|e| {
-                tracing::warn!(page = number, error = %e, "cannot read the text of a PDF page");
+                tracing::debug!(page = number, error = %e, "cannot read the text of a PDF page");
+                first_failure.get_or_insert((number, e));
                 String::new()
             });
             Page {
@@ -165,7 +167,14 @@ fn pdf_pages(bytes: &[u8]) -> Result<Vec<Page>, String> {
                 text: mark_numbered_headings(&text),
             }
         })
-        .collect())
+        .collect();
+    // No page gave text and one failed: the file is broken, not a scan.
+    if let Some((number, e)) = first_failure
+        && !pages.iter().any(Page::has_text)
+    {
+        return Err(format!("not a readable PDF file (page {number}: {e})"));
+    }
+    Ok(pages)
 }
 
 /// PDF text has no heading markup; a short line that starts with a section number and reads
