@@ -7,6 +7,16 @@ use rust_xlsxwriter::{
     DataValidation, DataValidationRule, ExcelDateTime, Format, Formula, Workbook, Worksheet,
 };
 
+/// The header row of a HECVAT vendor tab (A..F).
+const HECVAT_HEADERS: [&str; 6] = [
+    "ID",
+    "Question",
+    "Vendor Answer",
+    "Additional Information",
+    "Guidance",
+    "Analyst Notes",
+];
+
 pub const YES_NO_NA: [&str; 3] = ["Yes", "No", "NA"];
 pub const OWNERSHIP: [&str; 5] = [
     "CSP-owned",
@@ -439,17 +449,7 @@ pub fn hecvat4() -> Vec<u8> {
             "=Questions!$D$2",
             "Complete every question on this tab. Questions marked with an asterisk (*) are critical. Use the Additional Information column to add context; guidance explains what analysts look for.",
         );
-        for (c, h) in [
-            "ID",
-            "Question",
-            "Vendor Answer",
-            "Additional Information",
-            "Guidance",
-            "Analyst Notes",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (c, h) in HECVAT_HEADERS.iter().enumerate() {
             s(ws, 4, c as u16, h);
         }
         let mut r = 5u32;
@@ -749,17 +749,7 @@ pub fn hecvat4_start_here() -> Vec<u8> {
         1,
         "Note: The Privacy tab is required for every product that stores personal data.",
     );
-    for (c, h) in [
-        "ID",
-        "Question",
-        "Vendor Answer",
-        "Additional Information",
-        "Guidance",
-        "Analyst Notes",
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (c, h) in HECVAT_HEADERS.iter().enumerate() {
         s(ws, 9, c as u16, h);
     }
     let requ_rows = [10u32, 11, 12, 13, 15, 16, 17, 18];
